@@ -1,0 +1,121 @@
+"""The one settings object: every ``HOMELOOP_*`` environment variable is read here and nowhere else.
+
+A service URL left unset means "start one locally" (see :mod:`homeloop.stack`); the launcher fills
+it in and hands the resolved settings to the components, so components never see ``None`` URLs.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ADMIN_TOKEN = "changethis"
+
+Environment = Literal["local", "test", "staging", "production"]
+
+
+class Settings(BaseSettings):
+    """Configuration of every homeloop deployable, from ``HOMELOOP_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="HOMELOOP_", extra="ignore", frozen=True)
+
+    environment: Environment = "local"
+
+    # Services. ``None`` means: the local stack starts one (``homeloop up``).
+    kafka_bootstrap_servers: str | None = None
+    redis_url: str | None = None
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host:5432/db"
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="None: a SQLite tracking store under data_dir"
+    )
+
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    admin_token: SecretStr = SecretStr(DEFAULT_ADMIN_TOKEN)
+
+    # Simulated seconds per wall-clock second: 10080 runs a simulated week in a minute.
+    time_scale: float = Field(default=10080.0, gt=0)
+    simulator_seed: int = 42
+
+    data_dir: Path = Path(".homeloop")
+    feast_project: str = Field(default="homeloop", pattern=r"^[A-Za-z0-9_]+$")
+    db_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]*$")
+    model_name: str = "homeloop-price"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    worker_web_port: int = 6066
+    # Seconds faust waits for the consumer-group rebalance; faust's default makes the
+    # join against a fresh broker take ~32 s, 3 s is plenty for a local group.
+    worker_rebalance_timeout: float = Field(default=3.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_local(self) -> Self:
+        local = self.environment in ("local", "test")
+        if not local and self.admin_token.get_secret_value() == DEFAULT_ADMIN_TOKEN:
+            raise ValueError(
+                "HOMELOOP_ADMIN_TOKEN still has its default value; set a secret token "
+                f"outside local runs (HOMELOOP_ENVIRONMENT={self.environment})"
+            )
+        return self
+
+    def topic(self, base: str) -> str:
+        """The broker-side name of a design topic, with the configured prefix."""
+        return f"{self.topic_prefix}{base}"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI; a SQLite file under ``data_dir`` by default."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.data_dir / "mlartifacts").resolve()
+
+    def require(self) -> ResolvedServices:
+        """The service URLs, or a clear error naming the missing ones."""
+        missing = [
+            name
+            for name in ("kafka_bootstrap_servers", "redis_url", "database_url")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            names = ", ".join(f"HOMELOOP_{m.upper()}" for m in missing)
+            raise RuntimeError(f"{names} not set: run under `homeloop up` or set them")
+        assert self.kafka_bootstrap_servers and self.redis_url and self.database_url
+        return ResolvedServices(self.kafka_bootstrap_servers, self.redis_url, self.database_url)
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``HOMELOOP_*`` variables, to hand to a child process."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"HOMELOOP_{name.upper()}"] = str(value)
+        return env
+
+
+class ResolvedServices:
+    """Service addresses once they are known (given, or started by the local stack)."""
+
+    __slots__ = ("database_url", "kafka_bootstrap_servers", "redis_url")
+
+    def __init__(self, kafka_bootstrap_servers: str, redis_url: str, database_url: str) -> None:
+        self.kafka_bootstrap_servers = kafka_bootstrap_servers
+        self.redis_url = redis_url
+        self.database_url = database_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
