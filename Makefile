@@ -20,7 +20,7 @@ test: install
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(shell command -v $(PYTHON) || command -v python3)
+	$(UV) sync --frozen
 	touch $@
 
 $(TOOLS)/bin/uv:

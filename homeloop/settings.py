@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     worker_web_port: int = 6066
+    # faust binds 0.0.0.0 unless told otherwise; only a container should listen outside.
+    worker_web_bind: str = "127.0.0.1"
     # Seconds faust waits for the consumer-group rebalance; faust's default makes the
     # join against a fresh broker take ~32 s, 3 s is plenty for a local group.
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)

@@ -1,0 +1,64 @@
+"""The batch scheduler: the design's weekly retraining (Monday 09:00, Korea time).
+
+It only publishes a ``retrain-requests`` event; the trainer consumes those, so a
+scheduled retrain goes through the same path as one caused by drift or an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from aiokafka import AIOKafkaProducer
+
+from homeloop.events import RetrainRequest, utcnow
+from homeloop.settings import Settings
+from homeloop.topics import message_key
+
+logger = logging.getLogger(__name__)
+
+SEOUL = ZoneInfo("Asia/Seoul")
+WEEKDAY = 0  # Monday
+HOUR = 9
+
+
+def next_weekly_run(after: datetime, weekday: int = WEEKDAY, hour: int = HOUR) -> datetime:
+    """The first ``weekday`` at ``hour``:00 Seoul time strictly after ``after`` (aware)."""
+    local = after.astimezone(SEOUL)
+    candidate = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    candidate += timedelta(days=(weekday - local.weekday()) % 7)
+    if candidate <= local:
+        candidate += timedelta(days=7)
+    return candidate
+
+
+async def _publish(settings: Settings, request: RetrainRequest) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.require().kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topic("retrain-requests"), request.to_bytes(), key=message_key(request)
+        )
+    finally:
+        await producer.stop()
+
+
+async def _loop(settings: Settings) -> None:
+    while True:
+        due = next_weekly_run(utcnow())
+        logger.info("next scheduled retrain request at %s", due.isoformat())
+        await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()))
+        request = RetrainRequest(
+            model_name=settings.model_name,
+            reason="schedule",
+            evidence={"schedule": "weekly Monday 09:00 Asia/Seoul", "due": due.isoformat()},
+            requested_by="scheduler",
+        )
+        await _publish(settings, request)
+        logger.info("published retrain request event_id=%s", request.event_id)
+
+
+def run_scheduler(settings: Settings) -> None:
+    asyncio.run(_loop(settings))

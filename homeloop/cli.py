@@ -1,0 +1,191 @@
+"""The ``homeloop`` command: one entry point with a subcommand for every job an operator runs.
+
+Heavy imports (faust, feast, mlflow) happen inside the commands, so ``homeloop --help``
+is instant and each process loads only what it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from homeloop.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="homeloop: apartment price prediction that improves itself from what users do.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+logger = logging.getLogger("homeloop")
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("aiokafka", "faust", "mode", "feast", "mlflow", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings)
+    return settings
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+@app.command()
+def up() -> None:
+    """Start every service not given by a HOMELOOP_* URL, provision it, wait for Ctrl-C."""
+    from homeloop.stack import LocalStack, provision
+
+    settings = _settings()
+    with LocalStack(settings, settings.data_dir / "stack") as resolved:
+        provision(resolved)
+        console.print("[bold green]homeloop stack is up.[/] Export these to use it:")
+        for name, value in resolved.as_env().items():
+            if name.endswith(("_URL", "_SERVERS", "_URI")):
+                typer.echo(f"export {name}={value}")
+        console.print("Ctrl-C stops and removes the local services.")
+        _wait_for_signal()
+
+
+@app.command()
+def provision() -> None:
+    """Create topics and the database schema and apply the Feast repo on the given services."""
+    from homeloop.stack import provision as run_provision
+
+    run_provision(_settings())
+    console.print("[green]provisioned[/]")
+
+
+@app.command()
+def schemas(
+    check: Annotated[bool, typer.Option(help="Fail if checked-in schemas are stale")] = False,
+) -> None:
+    """Write the JSON Schema of every event into schemas/ (or check they are current)."""
+    from homeloop.schemas import stale_schemas, write_schemas
+
+    if check:
+        stale = stale_schemas()
+        if stale:
+            console.print(f"[red]stale schemas:[/] {', '.join(stale)}; run `homeloop schemas`")
+            raise typer.Exit(1)
+        console.print("[green]schemas are current[/]")
+        return
+    for path in write_schemas():
+        typer.echo(str(path))
+
+
+@app.command()
+def train(
+    if_missing: Annotated[
+        bool, typer.Option(help="Only train when no model holds the champion alias")
+    ] = False,
+    deals: Annotated[int, typer.Option(min=500, help="Simulated deals to train on")] = 20_000,
+) -> None:
+    """Train the price model on simulated history and record it in MLflow."""
+    from batch.first_model import train_on_simulated_history
+
+    settings = _settings()
+    result = train_on_simulated_history(settings, n_deals=deals, if_missing=if_missing)
+    if result is None:
+        console.print("a champion exists already; nothing to do")
+        return
+    m = result.metrics
+    console.print(
+        f"[green]model {result.model_name} v{result.version}[/] test MAE {m['test_mae']:,.0f}만원 "
+        f"(noise floor {m['noise_floor_mae']:,.0f}), R² {m['test_r2']:.3f}, "
+        f"aliases {result.aliases or '-'}"
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream worker (faust agents)."""
+    from streams.worker import run_worker
+
+    run_worker(_settings())
+
+
+@app.command()
+def serve() -> None:
+    """Run the prediction API."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def simulate(
+    api_url: Annotated[str, typer.Option(help="Prediction API base URL")] = "",
+    duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until Ctrl-C")] = 0.0,
+    rate: Annotated[float, typer.Option(help="Listing events per second")] = 20.0,
+) -> None:
+    """Run the market simulator against the topics and the prediction API."""
+    from homeloop.simulate import run_simulator
+
+    settings = _settings()
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    run_simulator(settings, api_url=url, duration=duration or None, rate=rate)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until Ctrl-C")] = 0.0,
+    rate: Annotated[float, typer.Option(help="Listing events per second")] = 20.0,
+) -> None:
+    """Start everything locally and run the live loop: simulator → streams → serving → Kafka."""
+    from homeloop.demo import run_demo
+
+    run_demo(_settings(), duration=duration or None, rate=rate)
+
+
+@app.command()
+def scheduler(
+    check: Annotated[
+        bool, typer.Option(help="Exit 0 if the settings are usable (health check)")
+    ] = False,
+) -> None:
+    """Publish a retrain request every Monday 09:00 (Asia/Seoul), the design's weekly schedule."""
+    from batch.scheduler import run_scheduler
+
+    settings = _settings()
+    if check:
+        settings.require()
+        return
+    run_scheduler(settings)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""MLflow configured from settings, at the edge: called by entry points, never at import."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from homeloop.registry import EXPERIMENT
+from homeloop.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def mlflow_client(settings: Settings) -> MlflowClient:
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def ensure_experiment(settings: Settings) -> str:
+    """The experiment's id; a local tracking store keeps artifacts under data_dir."""
+    client = mlflow_client(settings)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    local = settings.tracking_uri.startswith(("sqlite:", "file:", "/"))
+    location = settings.artifact_root.as_uri() if local else None
+    if local:
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    return str(client.create_experiment(EXPERIMENT, artifact_location=location))

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the prediction service (``homeloop_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.5)
+
+REQUESTS = Counter(
+    "homeloop_requests_total",
+    "HTTP requests by route, status and variant",
+    ["route", "status", "variant"],
+)
+REQUEST_SECONDS = Histogram(
+    "homeloop_request_duration_seconds", "Whole-request latency", ["route"], buckets=LATENCY_BUCKETS
+)
+FEATURE_READ_SECONDS = Histogram(
+    "homeloop_feature_read_seconds", "Online feature read latency", buckets=LATENCY_BUCKETS
+)
+MODEL_SECONDS = Histogram(
+    "homeloop_model_seconds", "Model inference latency", buckets=LATENCY_BUCKETS
+)
+PREDICTED_PRICE = Histogram(
+    "homeloop_predicted_price_manwon",
+    "Distribution of predicted prices, 만원",
+    buckets=(10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 150_000, 200_000, 300_000, 500_000),
+)
+PUBLISH_BUFFER = Gauge("homeloop_publish_buffer_depth", "Prediction events waiting to be sent")
+PUBLISHED = Counter("homeloop_predictions_published_total", "Prediction events sent to Kafka")
+PUBLISH_DROPPED = Counter(
+    "homeloop_predictions_dropped_total", "Prediction events dropped (must stay 0)"
+)
+MODEL_INFO = Gauge(
+    "homeloop_model_info", "Loaded model version per slot", ["slot", "model", "version"]
+)

@@ -1,0 +1,67 @@
+"""Training logic without services: splits, metrics, refusals of bad windows."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from batch.dataset import TrainingSet, time_split
+from batch.scheduler import SEOUL, next_weekly_run
+from batch.train import fit
+from homeloop.features import MODEL_FEATURES
+from homeloop.metrics import regression_metrics
+
+
+def test_time_split_is_consecutive_and_complete() -> None:
+    train, val, test = time_split(100)
+    assert (train.start, train.stop, val.stop, test.stop) == (0, 70, 85, 100)
+    sizes = [s.stop - s.start for s in time_split(7)]
+    assert sum(sizes) == 7
+    with pytest.raises(ValueError, match="sum to 1"):
+        time_split(10, (0.5, 0.4))
+
+
+def test_regression_metrics() -> None:
+    m = regression_metrics([100, 200, 300], [110, 190, 300])
+    assert m["mae"] == pytest.approx(20 / 3)
+    assert m["rmse"] == pytest.approx(np.sqrt(200 / 3))
+    assert m["mape"] == pytest.approx((10 / 100 + 10 / 200) / 3 * 100)
+    assert m["r2"] == pytest.approx(1 - 200 / 20000)
+    with pytest.raises(ValueError):
+        regression_metrics([], [])
+
+
+def _set(n: int, labels: np.ndarray | None = None) -> TrainingSet:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(n, len(MODEL_FEATURES)))
+    y = 50_000 + 40_000 * x[:, 0] if labels is None else labels
+    times = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(n)]
+    import pandas as pd
+
+    return TrainingSet(x, y, pd.Series(times))
+
+
+def test_fit_learns_a_simple_signal() -> None:
+    booster, report = fit(_set(2_000))
+    assert report["rows"] == {"train": 1400, "validation": 300, "test": 300}
+    assert report["metrics"]["test_mae"] < 1_500  # the signal spans 40,000만원
+    assert booster.num_features() == len(MODEL_FEATURES)
+
+
+def test_fit_refuses_tiny_or_bad_windows() -> None:
+    with pytest.raises(ValueError, match="at least"):
+        fit(_set(50))
+    bad = np.full(500, 1000.0)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="positive, finite"):
+        fit(_set(500, bad))
+
+
+def test_weekly_schedule_is_monday_nine_in_seoul() -> None:
+    sunday_night = datetime(2026, 11, 22, 23, 0, tzinfo=SEOUL)
+    due = next_weekly_run(sunday_night)
+    assert (due.weekday(), due.hour, due.day) == (0, 9, 23)
+    at_nine = datetime(2026, 11, 23, 9, 0, tzinfo=SEOUL)
+    assert next_weekly_run(at_nine).day == 30  # strictly after
+    utc_monday_morning = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 10:00 in Seoul
+    assert next_weekly_run(utc_monday_morning).day == 30

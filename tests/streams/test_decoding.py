@@ -1,0 +1,52 @@
+"""Decoding: every bad message becomes a dead letter with a reason, and keeps its bytes."""
+
+import base64
+
+from homeloop.events import DeadLetterEvent, ListingEvent
+from streams.decoding import Decoded, Rejected, dead_letter, decode
+
+GOOD = ListingEvent(
+    listing_id="L1",
+    complex_id="C1",
+    region_code="41135",
+    dong="정자동",
+    area_sqm=84.9,
+    floor=3,
+    build_year=2001,
+).to_bytes()
+
+
+def test_good_message_decodes() -> None:
+    result = decode(GOOD, ListingEvent)
+    assert isinstance(result, Decoded)
+    assert result.event.listing_id == "L1"
+
+
+def test_reasons() -> None:
+    not_json = decode(b"not json", ListingEvent)
+    assert isinstance(not_json, Rejected) and not_json.reason == "not_json"
+    assert decode(None, ListingEvent) == Rejected("empty", "message has no value")
+    assert decode(b"", ListingEvent) == Rejected("empty", "message has no value")
+    missing = decode(b'{"listing_id": "L1"}', ListingEvent)
+    assert isinstance(missing, Rejected) and missing.reason == "invalid"
+    assert "complex_id" in missing.detail and "region_code" in missing.detail
+    wrong = decode(GOOD.replace(b'"41135"', b'"4113"'), ListingEvent)
+    assert isinstance(wrong, Rejected) and "region_code" in wrong.detail
+
+
+def test_dead_letter_keeps_bytes_and_origin() -> None:
+    raw = b"\xff\xfe garbage"
+    letter = dead_letter(
+        rejected=Rejected("not_json", "bad"),
+        raw=raw,
+        key=b"k1",
+        topic="t.listings",
+        partition=2,
+        offset=41,
+        consumer="listing-features",
+    )
+    again = DeadLetterEvent.from_bytes(letter.to_bytes())
+    assert base64.b64decode(again.raw) == raw
+    assert (again.source_topic, again.partition, again.offset) == ("t.listings", 2, 41)
+    assert again.error == "not_json: bad"
+    assert again.key == "k1"
