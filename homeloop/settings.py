@@ -52,9 +52,11 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     # faust binds 0.0.0.0 unless told otherwise; only a container should listen outside.
     worker_web_bind: str = "127.0.0.1"
-    # Seconds faust waits for the consumer-group rebalance; faust's default makes the
-    # join against a fresh broker take ~32 s, 3 s is plenty for a local group.
+    # Consumer-group timings. With faust's defaults (session 60 s) the first join takes
+    # ~30 s: the broker holds a join for half the session timeout. 6 s (Kafka's minimum by
+    # default) makes it ~3 s, and heartbeats every 2 s keep a live worker in the group.
     worker_rebalance_timeout: float = Field(default=3.0, gt=0)
+    worker_session_timeout: float = Field(default=6.0, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -37,6 +37,8 @@ def create_app(settings: Settings) -> faust.App:
         store="memory://",
         datadir=str(data_dir),
         broker_rebalance_timeout=settings.worker_rebalance_timeout,
+        broker_session_timeout=settings.worker_session_timeout,
+        broker_heartbeat_interval=settings.worker_session_timeout / 3,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
         web_bind=settings.worker_web_bind,
