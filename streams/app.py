@@ -112,7 +112,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp wants the charset apart from the media type.
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

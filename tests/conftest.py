@@ -1,4 +1,4 @@
-"""Session fixtures: the real broker, Redis and PostgreSQL, found or started, and per-test isolation.
+"""Session fixtures: the real broker, Redis and PostgreSQL (found or started), and isolation.
 
 Services given by ``HOMELOOP_*`` URLs are used as they are; the rest are started once per
 session from pip-installed binaries. Each test gets its own topic prefix, Feast project,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -17,10 +18,8 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """Linux: SIGTERM the child when the process that started it dies, even by SIGKILL."""
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 class ServiceExited(RuntimeError):

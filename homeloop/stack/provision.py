@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,10 +35,9 @@ async def create_topics(settings: Settings) -> list[str]:
             if settings.topic(spec.name) not in existing
         ]
         if wanted:
-            try:
+            # Another process may create them at the same moment: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: fine
         return [t.name for t in wanted]
     finally:
         await admin.close()
