@@ -13,8 +13,11 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 demo: install
 	$(VENV)/bin/homeloop demo $(ARGS)
 
-## Run the whole test suite (unit and integration, on real services started locally).
+## Lint, type-check and run the whole test suite (unit and integration, on real services).
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 install: $(VENV)/.installed

@@ -57,4 +57,10 @@ price_model_v1 = FeatureService(
     description="Inputs of the price model, version 1",
 )
 
-OBJECTS = [listing, listing_push, listing_features, price_model_v1]
+# Everything `homeloop provision` registers, in dependency order.
+OBJECTS: list[Entity | PushSource | FeatureView | FeatureService] = [
+    listing,
+    listing_push,
+    listing_features,
+    price_model_v1,
+]

@@ -79,7 +79,7 @@ def feature_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 
     config = repo_config(settings)
-    return FeatureStore(config=config, repo_path=config.repo_path)
+    return FeatureStore(config=config, repo_path=str(offline_dir(settings)))
 
 
 def apply_repo(settings: Settings) -> None:
@@ -87,5 +87,5 @@ def apply_repo(settings: Settings) -> None:
     from feature_repo.definitions import OBJECTS
 
     store = feature_store(settings)
-    store.apply(list(OBJECTS))
+    store.apply([*OBJECTS])
     logger.info("feast repo applied project=%s objects=%d", settings.feast_project, len(OBJECTS))

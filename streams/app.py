@@ -91,7 +91,10 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(listings, name="listing-features")
     async def listing_features(stream: StreamT) -> None:
         """Listing events → listing features in the online store, micro-batched."""
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        # take_events acks a batch's offsets only after the loop body has run for it
+        # (faust-streaming has it; its StreamT stub does not).
+        batches = stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S)  # type: ignore[attr-defined]
+        async for batch in batches:
             good: list[ListingEvent] = []
             for event in batch:
                 decoded = await decode_or_dead_letter(event, ListingEvent, "listing-features")
