@@ -32,7 +32,7 @@ def configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("aiokafka", "faust", "mode", "feast", "mlflow", "urllib3", "alembic"):
+    for noisy in ("aiokafka", "faust", "mode", "feast", "mlflow", "urllib3", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

@@ -71,6 +71,8 @@ class Simulation:
         self._ready: deque[tuple[float, str]] = deque()
         self._offered: list[str] = []
         self._producer: AIOKafkaProducer | None = None
+        self._pipeline_ready = asyncio.Event()
+        self._first_listing: str | None = None
 
     async def _send(self, event: Event) -> None:
         assert self._producer is not None
@@ -88,6 +90,7 @@ class Simulation:
                 event: ListingEvent = self.market.new_listing(self.clock.now())
                 await self._send(event)
                 self._ready.append((time.monotonic() + FEATURE_GRACE_S, event.listing_id))
+                self._first_listing = self._first_listing or event.listing_id
                 self.stats.listings += 1
             await asyncio.sleep(0.1)
 
@@ -99,8 +102,21 @@ class Simulation:
             return None
         return self.rng.choice(self._offered[-2_000:])
 
+    async def _wait_for_pipeline(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        """Hold the users until the first listing is served: the worker may still be joining."""
+        while not stop.is_set():
+            if self._first_listing is not None:
+                response = await client.post(
+                    "/v1/predictions", json={"listing_id": self._first_listing}
+                )
+                if response.status_code == 200:
+                    self._pipeline_ready.set()
+                    return
+            await asyncio.sleep(0.2)
+
     async def _user(self, client: httpx.AsyncClient, stop: asyncio.Event, pace_s: float) -> None:
         """One simulated user: ask for a price, react, repeat."""
+        await self._pipeline_ready.wait()
         while not stop.is_set():
             listing_id = self._pick_listing()
             if listing_id is None:
@@ -202,6 +218,7 @@ class Simulation:
                 tasks = [
                     asyncio.create_task(self._listings(stop)),
                     asyncio.create_task(self._watch_topics(stop)),
+                    asyncio.create_task(self._wait_for_pipeline(client, stop)),
                     *(asyncio.create_task(self._user(client, stop, pace_s)) for _ in range(users)),
                 ]
                 next_report = started + REPORT_EVERY_S
@@ -227,7 +244,7 @@ def run_simulator(
     settings: Settings, api_url: str, duration: float | None, rate: float
 ) -> LoopStats:
     """Run until ``duration`` passes or SIGINT/SIGTERM, printing a line every few seconds."""
-    console = Console()
+    console = Console(soft_wrap=True)
 
     async def main() -> LoopStats:
         stop = asyncio.Event()

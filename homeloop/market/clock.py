@@ -1,0 +1,27 @@
+"""Compressed simulated time: a simulated week per wall-clock minute at the default scale."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+
+class SimClock:
+    """Simulated now = start + wall seconds elapsed × ``time_scale`` (+ manual advances)."""
+
+    def __init__(self, start: datetime, time_scale: float, *, running: bool = True) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be timezone-aware")
+        self.start = start
+        self.time_scale = time_scale
+        self._wall_start = time.monotonic()
+        self._running = running
+        self._advanced = 0.0
+
+    def advance(self, wall_seconds: float) -> None:
+        """Move time as if ``wall_seconds`` had passed (for stepped runs and tests)."""
+        self._advanced += wall_seconds
+
+    def now(self) -> datetime:
+        wall = self._advanced + (time.monotonic() - self._wall_start if self._running else 0.0)
+        return self.start + timedelta(seconds=wall * self.time_scale)
