@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from aiokafka import AIOKafkaProducer
 
 from homeloop.events import RetrainRequest, utcnow
+from homeloop.heartbeat import beat
 from homeloop.settings import Settings
 from homeloop.topics import message_key
 
@@ -45,11 +46,16 @@ async def _publish(settings: Settings, request: RetrainRequest) -> None:
         await producer.stop()
 
 
+HEARTBEAT_S = 60.0
+
+
 async def _loop(settings: Settings) -> None:
     while True:
         due = next_weekly_run(utcnow())
         logger.info("next scheduled retrain request at %s", due.isoformat())
-        await asyncio.sleep(max(0.0, (due - utcnow()).total_seconds()))
+        while (remaining := (due - utcnow()).total_seconds()) > 0:
+            beat(settings, "scheduler")
+            await asyncio.sleep(min(remaining, HEARTBEAT_S))
         request = RetrainRequest(
             model_name=settings.model_name,
             reason="schedule",

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 
 from homeloop.events import Event, ListingEvent
+from homeloop.heartbeat import beat
 from homeloop.market import Market, SimClock, UserModel
 from homeloop.settings import Settings
 from homeloop.topics import message_key, topic_for
@@ -226,8 +227,10 @@ class Simulation:
                     now = time.monotonic()
                     if duration is not None and now - started >= duration:
                         break
-                    if report is not None and now >= next_report:
-                        report(self.report_line(now - started))
+                    if now >= next_report:
+                        beat(self.settings, "simulator")
+                        if report is not None:
+                            report(self.report_line(now - started))
                         next_report += REPORT_EVERY_S
                     await asyncio.sleep(0.1)
                 stop.set()
