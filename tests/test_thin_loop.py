@@ -30,9 +30,11 @@ from homeloop.events import DeadLetterEvent, ListingEvent, PredictionEvent, User
 from homeloop.features import feature_vector, listing_features
 from homeloop.featurestore import LISTING_VIEW, feature_store
 from homeloop.settings import Settings
+from homeloop.simulate import Simulation
 from homeloop.stack import provision
 from homeloop.stack.ports import free_port
 from serving.model_slots import load_alias
+from streams.decoding import Decoded, decode
 from tests.conftest import isolated
 
 pytestmark = pytest.mark.integration
@@ -292,3 +294,29 @@ def test_bad_requests_get_clear_answers(loop: Loop) -> None:
     ready = httpx.get(f"{loop.api_url}/readyz").json()
     assert ready["ready"] is True
     assert ready["checks"] == {"model": "ok", "online_store": "ok", "broker": "ok"}
+
+
+def test_the_simulator_closes_the_loop(loop: Loop) -> None:
+    """Simulated users see served prices and their clicks and contracts land on user-events."""
+    settings = loop.settings.model_copy(update={"simulator_seed": 1234})
+    stats = asyncio.run(Simulation(settings, loop.api_url, rate=50).run(duration=12, users=8))
+    assert stats.listings >= 400
+    assert stats.predictions_ok > 50
+    assert stats.predictions_failed == 0
+    sent = stats.clicks + stats.inquiries + stats.contracts
+    assert stats.clicks > 0 and sent > 0
+
+    raw = asyncio.run(consume(settings, "user-events", sent))
+    decoded = [decode(v, UserEvent) for v in raw]  # earlier tests left malformed ones too
+    simulated = [d.event for d in decoded if isinstance(d, Decoded) and d.event.user_id[0] == "U"]
+    assert len(simulated) == sent
+    assert sum(e.type == "click" for e in simulated) == stats.clicks
+    contracts = [e for e in simulated if e.type == "contract"]
+    assert len(contracts) == stats.contracts
+    assert all(e.contract_price and e.prediction_id for e in contracts)
+    # Every user event is attributed to a prediction that was really served and published.
+    published = {
+        PredictionEvent.from_bytes(v).prediction_id
+        for v in asyncio.run(consume(settings, "predictions", stats.predictions_ok))
+    }
+    assert {e.prediction_id for e in simulated} <= published
