@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 logger = logging.getLogger("homeloop")
+SHOCK_HELP = "Region code (e.g. 41135) whose prices fall 10% over three simulated months"
 
 
 def configure_logging(settings: Settings) -> None:
@@ -147,40 +149,70 @@ def simulate(
     api_url: Annotated[str, typer.Option(help="Prediction API base URL")] = "",
     duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until Ctrl-C")] = 0.0,
     rate: Annotated[float, typer.Option(help="Listing events per second")] = 20.0,
+    shock: Annotated[str | None, typer.Option(help=SHOCK_HELP)] = None,
 ) -> None:
     """Run the market simulator against the topics and the prediction API."""
     from homeloop.simulate import run_simulator
 
     settings = _settings()
     url = api_url or f"http://{settings.api_host}:{settings.api_port}"
-    run_simulator(settings, api_url=url, duration=duration or None, rate=rate)
+    run_simulator(settings, api_url=url, duration=duration or None, rate=rate, shock=shock)
+
+
+@app.command()
+def history(
+    out: Annotated[Path, typer.Option(help="Parquet file to write")],
+    deals: Annotated[int, typer.Option(min=1, help="Number of deals")] = 100_000,
+    days: Annotated[int, typer.Option(min=1, help="Days of history before the start")] = 365,
+) -> None:
+    """Write a simulated deal history (with the true prices) for training and analysis."""
+    from datetime import timedelta
+
+    from homeloop.market import Market, deal_history
+
+    settings = _settings()
+    market = Market(seed=settings.simulator_seed)
+    frame = deal_history(
+        market, deals, market.start - timedelta(days=days), market.start, settings.simulator_seed
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    console.print(f"[green]{len(frame):,} deals[/] → {out}")
 
 
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until Ctrl-C")] = 0.0,
     rate: Annotated[float, typer.Option(help="Listing events per second")] = 20.0,
+    shock: Annotated[str | None, typer.Option(help=SHOCK_HELP)] = None,
 ) -> None:
     """Start everything locally and run the live loop: simulator → streams → serving → Kafka."""
     from homeloop.demo import run_demo
 
-    run_demo(_settings(), duration=duration or None, rate=rate)
+    run_demo(_settings(), duration=duration or None, rate=rate, shock=shock)
 
 
 @app.command()
-def scheduler(
-    check: Annotated[
-        bool, typer.Option(help="Exit 0 if the settings are usable (health check)")
-    ] = False,
-) -> None:
+def scheduler() -> None:
     """Publish a retrain request every Monday 09:00 (Asia/Seoul), the design's weekly schedule."""
     from batch.scheduler import run_scheduler
 
-    settings = _settings()
-    if check:
-        settings.require()
-        return
-    run_scheduler(settings)
+    run_scheduler(_settings())
+
+
+@app.command()
+def check(
+    heartbeat: Annotated[str, typer.Option(help="Name of the process whose heartbeat to check")],
+    max_age: Annotated[float, typer.Option(help="Seconds a heartbeat may be old")] = 120.0,
+) -> None:
+    """Health check for processes without an HTTP port: exit 1 when the heartbeat is stale."""
+    from homeloop.heartbeat import age_seconds
+
+    age = age_seconds(load_settings(), heartbeat)
+    if age is None or age > max_age:
+        typer.echo(f"{heartbeat}: no heartbeat within {max_age:.0f}s (last: {age})", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{heartbeat}: alive ({age:.0f}s ago)")
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import httpx
 from rich.console import Console
@@ -23,6 +23,7 @@ from homeloop.settings import Settings
 from homeloop.simulate import run_simulator
 from homeloop.stack import LocalStack, provision
 from homeloop.stack.ports import free_port
+from homeloop.stack.process import ServiceProcess
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -36,38 +37,28 @@ class Processes:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = {**os.environ, **env}
         self.log_dir = log_dir
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.children: dict[str, ServiceProcess] = {}
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
-        child = subprocess.Popen(
+    def start(self, name: str, *args: str) -> ServiceProcess:
+        child = ServiceProcess(
+            name,
             [sys.executable, "-m", "homeloop.cli", *args],
+            self.log_dir / f"{name}.log",
             env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         self.children[name] = child
         return child
 
     def check_alive(self) -> None:
         for name, child in self.children.items():
-            if name != "train" and child.poll() is not None:
+            if name != "train" and not child.alive():
                 raise RuntimeError(
-                    f"{name} exited with {child.returncode}; see {self.log_dir / (name + '.log')}"
+                    f"{name} exited with {child.popen.returncode}; see {child.log_path}"
                 )
 
     def stop(self) -> None:
         for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for child in self.children.values():
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.stop()
 
 
 def wait_ready(api_url: str, processes: Processes) -> None:
@@ -86,7 +77,15 @@ def wait_ready(api_url: str, processes: Processes) -> None:
     raise RuntimeError(f"serving not ready after {READY_TIMEOUT_S:.0f}s: {last}")
 
 
-def run_demo(settings: Settings, duration: float | None, rate: float) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_demo(
+    settings: Settings, duration: float | None, rate: float, shock: str | None = None
+) -> None:
+    # SIGTERM unwinds like Ctrl-C, so every child and local service is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     workdir = settings.data_dir.resolve()
     with LocalStack(settings, workdir / "stack") as resolved:
@@ -100,8 +99,8 @@ def run_demo(settings: Settings, duration: float | None, rate: float) -> None:
             trainer = processes.start("train", "train", "--if-missing")
             processes.start("worker", "worker")
             processes.start("serve", "serve")
-            if trainer.wait() != 0:
-                raise RuntimeError(f"training failed; see {processes.log_dir / 'train.log'}")
+            if trainer.popen.wait() != 0:
+                raise RuntimeError(f"training failed; see {trainer.log_path}")
             console.print((processes.log_dir / "train.log").read_text().strip().splitlines()[-1])
             api_url = f"http://{resolved.api_host}:{resolved.api_port}"
             wait_ready(api_url, processes)
@@ -114,6 +113,6 @@ def run_demo(settings: Settings, duration: float | None, rate: float) -> None:
                 f"  logs          {processes.log_dir}\n"
                 "Ctrl-C stops everything."
             )
-            run_simulator(resolved, api_url=api_url, duration=duration, rate=rate)
+            run_simulator(resolved, api_url=api_url, duration=duration, rate=rate, shock=shock)
         finally:
             processes.stop()

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 import numpy as np
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 # worker has written its features; earlier requests would be honest 404s.
 FEATURE_GRACE_S = 1.0
 REPORT_EVERY_S = 3.0
+SHOCK_DELAY = timedelta(days=7)
+SHOCK_DURATION = timedelta(days=90)
 
 
 @dataclass
@@ -60,11 +63,17 @@ class LoopStats:
 class Simulation:
     """One run of the simulated marketplace against real services."""
 
-    def __init__(self, settings: Settings, api_url: str, rate: float) -> None:
+    def __init__(
+        self, settings: Settings, api_url: str, rate: float, shock: str | None = None
+    ) -> None:
         self.settings = settings
         self.api_url = api_url.rstrip("/")
         self.rate = rate
         self.market = Market(seed=settings.simulator_seed)
+        if shock is not None:
+            # The design's shock: the region's level falls 10% over three months, starting
+            # one simulated week in so the report shows the market before it.
+            self.market.shock(shock, -0.10, self.market.start + SHOCK_DELAY, SHOCK_DURATION)
         self.users = UserModel(seed=settings.simulator_seed + 1)
         self.clock = SimClock(start=self.market.start, time_scale=settings.time_scale)
         self.rng = random.Random(settings.simulator_seed + 2)
@@ -244,7 +253,11 @@ class Simulation:
 
 
 def run_simulator(
-    settings: Settings, api_url: str, duration: float | None, rate: float
+    settings: Settings,
+    api_url: str,
+    duration: float | None,
+    rate: float,
+    shock: str | None = None,
 ) -> LoopStats:
     """Run until ``duration`` passes or SIGINT/SIGTERM, printing a line every few seconds."""
     console = Console(soft_wrap=True)
@@ -255,7 +268,7 @@ def run_simulator(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        simulation = Simulation(settings, api_url, rate)
+        simulation = Simulation(settings, api_url, rate, shock=shock)
         return await simulation.run(duration, report=console.print, stop=stop)
 
     return asyncio.run(main())

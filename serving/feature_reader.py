@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from homeloop.features import FeatureRow
@@ -17,13 +18,11 @@ class FeatureReader:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._store: FeatureStore | None = None
 
-    @property
+    @cached_property
     def store(self) -> FeatureStore:
-        if self._store is None:
-            self._store = feature_store(self._settings)
-        return self._store
+        """Created on first use, so building the component connects to nothing."""
+        return feature_store(self._settings)
 
     async def read(self, listing_id: str, columns: tuple[str, ...]) -> FeatureRow | None:
         refs = [f"{LISTING_VIEW}:{name}" for name in columns]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -55,13 +56,11 @@ class OnlineFeatureWriter:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._store: FeatureStore | None = None
 
-    @property
+    @cached_property
     def store(self) -> FeatureStore:
-        if self._store is None:  # created on first use: nothing connects at import
-            self._store = feature_store(self._settings)
-        return self._store
+        """Created on first use, so building the component connects to nothing."""
+        return feature_store(self._settings)
 
     async def write(self, events: Sequence[ListingEvent]) -> int:
         from feast.data_source import PushMode

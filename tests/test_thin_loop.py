@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from batch.train import train_and_register
-from homeloop.events import DeadLetterEvent, ListingEvent, PredictionEvent, UserEvent
+from homeloop.events import DeadLetterEvent, PredictionEvent, UserEvent
 from homeloop.features import feature_vector, listing_features
 from homeloop.featurestore import LISTING_VIEW, feature_store
 from homeloop.settings import Settings
@@ -36,6 +36,7 @@ from homeloop.stack.ports import free_port
 from serving.model_slots import load_alias
 from streams.decoding import Decoded, decode
 from tests.conftest import isolated
+from tests.factories import listing_event as listing
 
 pytestmark = pytest.mark.integration
 
@@ -119,23 +120,6 @@ def loop(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
                 child.wait(15)
             except subprocess.TimeoutExpired:
                 child.kill()
-
-
-def listing(listing_id: str, **overrides: object) -> ListingEvent:
-    fields: dict[str, object] = dict(
-        listing_id=listing_id,
-        complex_id="C1",
-        region_code="41135",
-        dong="정자동",
-        lat=37.361,
-        lon=127.112,
-        area_sqm=84.97,
-        floor=11,
-        build_year=2004,
-        asking_price=121_000,
-    )
-    fields.update(overrides)
-    return ListingEvent(**fields)  # type: ignore[arg-type]
 
 
 async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:

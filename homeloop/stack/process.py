@@ -1,4 +1,4 @@
-"""A locally started service process: logs to a file, dies with its parent, stops cleanly."""
+"""A child process we own: logs to a file, dies with its parent, stops cleanly."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ class ServiceProcess:
         user: str | None = None,
         cwd: Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.stop_signal = stop_signal
@@ -51,6 +52,7 @@ class ServiceProcess:
                 preexec_fn=_die_with_parent,
                 user=user,
                 cwd=cwd,
+                env=env,
             )
         logger.info("started %s pid=%d", name, self.popen.pid)
 

@@ -11,21 +11,7 @@ from pydantic import ValidationError
 from homeloop.events import EVENT_TYPES, ListingEvent, PredictionEvent, UserEvent
 from homeloop.schemas import event_schemas, stale_schemas
 from homeloop.topics import BY_NAME, TOPICS, message_key
-
-
-def listing(**overrides: object) -> ListingEvent:
-    fields: dict[str, object] = dict(
-        listing_id="L1",
-        complex_id="C1",
-        region_code="41135",
-        dong="정자동",
-        area_sqm=84.9,
-        floor=12,
-        build_year=2005,
-        asking_price=130_000,
-    )
-    fields.update(overrides)
-    return ListingEvent(**fields)  # type: ignore[arg-type]
+from tests.factories import listing_event as listing
 
 
 def test_every_design_topic_has_an_event_and_a_spec() -> None:

@@ -6,24 +6,18 @@ from datetime import UTC, datetime
 from homeloop.events import ListingEvent
 from homeloop.features import MODEL_FEATURES, building_age, feature_vector, listing_features
 from homeloop.units import SQM_PER_PYEONG, price_per_pyeong, to_manwon
+from tests.factories import listing_event
 
 
 def event(**overrides: object) -> ListingEvent:
     fields: dict[str, object] = dict(
-        listing_id="L1",
-        complex_id="C1",
-        region_code="41135",
-        dong="정자동",
         area_sqm=SQM_PER_PYEONG * 30,
         floor=7,
         build_year=2010,
         asking_price=120_000,
-        lat=37.36,
-        lon=127.11,
         event_time=datetime(2026, 3, 1, tzinfo=UTC),
     )
-    fields.update(overrides)
-    return ListingEvent(**fields)  # type: ignore[arg-type]
+    return listing_event(**(fields | overrides))
 
 
 def test_price_per_pyeong_uses_the_legal_pyeong() -> None:

@@ -4,16 +4,9 @@ import base64
 
 from homeloop.events import DeadLetterEvent, ListingEvent
 from streams.decoding import Decoded, Rejected, dead_letter, decode
+from tests.factories import listing_event
 
-GOOD = ListingEvent(
-    listing_id="L1",
-    complex_id="C1",
-    region_code="41135",
-    dong="정자동",
-    area_sqm=84.9,
-    floor=3,
-    build_year=2001,
-).to_bytes()
+GOOD = listing_event(floor=3, build_year=2001).to_bytes()
 
 
 def test_good_message_decodes() -> None:
