@@ -23,7 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger("homeloop")
 SHOCK_HELP = "Region code (e.g. 41135) whose prices fall 10% over three simulated months"
 

@@ -26,7 +26,7 @@ from homeloop.stack.ports import free_port
 from homeloop.stack.process import ServiceProcess
 
 logger = logging.getLogger(__name__)
-console = Console()
+console = Console(soft_wrap=True)
 
 READY_TIMEOUT_S = 180.0
 
