@@ -26,7 +26,10 @@ def ensure_experiment(settings: Settings) -> str:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return str(experiment.experiment_id)
-    local = settings.tracking_uri.startswith(("sqlite:", "file:", "/"))
+    # A tracking server manages its own artifact store; with a database or file store
+    # the artifacts go under data_dir (MLflow's default would be ./mlruns in the cwd).
+    server = settings.tracking_uri.startswith(("http://", "https://", "databricks"))
+    local = not server
     location = settings.artifact_root.as_uri() if local else None
     if local:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
