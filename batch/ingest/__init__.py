@@ -1,0 +1,1 @@
+"""Ingestion: sources → raw snapshots → validation → cleaning → PostgreSQL → ``listings``."""
