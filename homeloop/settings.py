@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     simulator_seed: int = 42
 
     data_dir: Path = Path(".homeloop")
+    # Where raw snapshots and quarantined batches go: a path or fsspec URI (s3://...);
+    # None keeps them under data_dir.
+    raw_store_uri: str | None = None
     feast_project: str = Field(default="homeloop", pattern=r"^[A-Za-z0-9_]+$")
     db_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]*$")
     model_name: str = "homeloop-price"
@@ -79,6 +82,10 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def raw_root(self) -> str:
+        return self.raw_store_uri or str(self.data_dir.resolve())
 
     @property
     def artifact_root(self) -> Path:

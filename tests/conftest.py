@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from homeloop.db import psycopg_dsn
 from homeloop.settings import Settings
 from homeloop.stack import LocalStack, provision
-from homeloop.stack.provision import psycopg_dsn
 
 
 @pytest.fixture(scope="session")

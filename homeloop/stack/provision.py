@@ -9,18 +9,11 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from homeloop.db import migrate, psycopg_dsn
 from homeloop.settings import Settings
 from homeloop.topics import TOPICS
 
 logger = logging.getLogger(__name__)
-
-
-def psycopg_dsn(url: str) -> str:
-    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or not scheme.startswith("postgresql"):
-        raise ValueError(f"not a PostgreSQL URL: {url!r}")
-    return f"postgresql://{rest}"
 
 
 async def create_topics(settings: Settings) -> list[str]:
@@ -57,6 +50,7 @@ def provision(settings: Settings, *, apply_features: bool = True) -> None:
     """Make given services ready for homeloop; safe to run again."""
     created = asyncio.run(create_topics(settings))
     create_schema(settings)
+    migrate(settings)
     if apply_features:
         from homeloop.featurestore import apply_repo
 

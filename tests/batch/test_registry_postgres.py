@@ -8,9 +8,9 @@ import psycopg
 import pytest
 
 from batch.train import has_alias, train_and_register
+from homeloop.db import psycopg_dsn
 from homeloop.registry import CHAMPION
 from homeloop.settings import Settings
-from homeloop.stack.provision import psycopg_dsn
 from serving.model_slots import load_alias
 from tests.factories import synthetic_deals
 

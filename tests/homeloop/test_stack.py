@@ -11,10 +11,10 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from homeloop.db import psycopg_dsn
 from homeloop.settings import Settings
 from homeloop.stack import LocalStack
 from homeloop.stack.ports import free_port, port_open
-from homeloop.stack.provision import psycopg_dsn
 from homeloop.stack.services import Started
 from homeloop.topics import TOPICS
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of homeloop's own tables, applied by provisioning."""
