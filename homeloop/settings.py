@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     db_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]*$")
     model_name: str = "homeloop-price"
 
+    # MOLIT open API (data.go.kr). The key is a secret; the cache saves reruns a call.
+    molit_base_url: str = "https://apis.data.go.kr/1613000"
+    molit_service_key: SecretStr | None = None
+    molit_rows_per_page: int = Field(default=1000, ge=1, le=1000)
+    molit_timeout_s: float = Field(default=10.0, gt=0)
+    molit_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=0)
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     worker_web_port: int = 6066
