@@ -11,12 +11,10 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaProducer
-
 from homeloop.events import RetrainRequest, utcnow
 from homeloop.heartbeat import beat
+from homeloop.publish import publish_async
 from homeloop.settings import Settings
-from homeloop.topics import message_key
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +33,6 @@ def next_weekly_run(after: datetime, weekday: int = WEEKDAY, hour: int = HOUR) -
     return candidate
 
 
-async def _publish(settings: Settings, request: RetrainRequest) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.require().kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            settings.topic("retrain-requests"), request.to_bytes(), key=message_key(request)
-        )
-    finally:
-        await producer.stop()
-
-
 HEARTBEAT_S = 60.0
 
 
@@ -62,7 +49,7 @@ async def _loop(settings: Settings) -> None:
             evidence={"schedule": "weekly Monday 09:00 Asia/Seoul", "due": due.isoformat()},
             requested_by="scheduler",
         )
-        await _publish(settings, request)
+        await publish_async(settings, request)
         logger.info("published retrain request event_id=%s", request.event_id)
 
 

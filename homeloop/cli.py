@@ -215,6 +215,59 @@ def check(
     typer.echo(f"{heartbeat}: alive ({age:.0f}s ago)")
 
 
+ingest_app = typer.Typer(
+    help="Collect, validate, clean and load source data.", no_args_is_help=True
+)
+app.add_typer(ingest_app, name="ingest")
+
+
+def _run_ingest(run: object) -> None:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from batch.ingest.report import summary_table
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console) as progress:  # fmt: skip
+        task = progress.add_task("starting")
+        summary = run(lambda text: progress.update(task, description=text))  # type: ignore[operator]
+    console.print(summary_table(summary))
+    for failure in summary.failures:
+        console.print(f"[red]failed[/] {failure}")
+    if summary.failures or any(r.status != "loaded" for r in summary.results):
+        raise typer.Exit(1)
+
+
+@ingest_app.command("csv")
+def ingest_csv(
+    paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Load MOLIT CSV exports (apt_trade_*.csv, apt_rent_*.csv)."""
+    from batch.ingest.run import ingest_csv as run
+
+    settings = _settings()
+    _run_ingest(lambda progress: run(settings, paths, progress))
+
+
+@ingest_app.command("api")
+def ingest_api(
+    lawd: Annotated[list[str], typer.Option(help="5-digit 시군구 code(s), LAWD_CD")],
+    month: Annotated[list[str], typer.Option(help="Month(s) as YYYYMM, DEAL_YMD")],
+    kind: Annotated[str, typer.Option(help="trade (sales) or rent (leases)")] = "trade",
+    backup: Annotated[
+        Path | None, typer.Option(help="Folder of crawled files to fall back to", file_okay=False)
+    ] = None,
+) -> None:
+    """Fetch months from the MOLIT open API (retried, cached) and load them."""
+    from batch.ingest.run import ingest_api as run
+
+    if kind not in ("trade", "rent"):
+        raise typer.BadParameter("kind must be trade or rent", param_hint="--kind")
+    settings = _settings()
+    _run_ingest(
+        lambda progress: run(settings, kind, lawd, month, progress, backup)  # type: ignore[arg-type]
+    )
+
+
 def main() -> None:
     app()
 

@@ -40,3 +40,48 @@ def fetch_csv_export(path: Path, raw_root: str, kind: Kind | None = None) -> Fet
     snapshot = write_snapshot(raw_root, "molit_csv", path.name, payload, datetime.now(UTC))
     kind = kind or csv_kind(path)
     return Fetched("molit_csv", kind, read_export(payload, kind), snapshot)
+
+
+CRAWLED_SUFFIXES = (".csv", ".jsonl")
+
+
+def read_crawled(path: Path, kind: Kind) -> pd.DataFrame:
+    """A crawled file in the documented contract: the English columns of ``columns.py``.
+
+    CSV (UTF-8, header row) or JSON Lines; dates as ISO ``YYYY-MM-DD``; prices in 만원.
+    """
+    from batch.ingest.columns import DEAL_COLUMNS, LEASE_COLUMNS
+
+    columns = DEAL_COLUMNS if kind == "trade" else LEASE_COLUMNS
+    try:
+        if path.suffix == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            frame = pd.read_csv(path, dtype={"region_code": str, "jibun": str})
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: not readable as {path.suffix[1:]}: {exc}") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path.name}: lacks column(s) {', '.join(missing)}")
+    frame = frame[list(columns)].copy()
+    frame["contract_date"] = pd.to_datetime(frame["contract_date"]).dt.date
+    for name in ("floor", "build_year", "price", "deposit", "monthly_rent"):
+        if name in frame:
+            frame[name] = frame[name].astype("Int64")
+    frame["area_sqm"] = frame["area_sqm"].astype(float)
+    if kind == "trade":
+        frame["cancelled"] = frame["cancelled"].fillna(False).astype(bool)
+    return frame
+
+
+def fetch_crawled(folder: Path, raw_root: str, kind: Kind) -> list[Fetched]:
+    """Every crawled file of ``kind`` in a folder (``*trade*`` / ``*rent*``), snapshotted."""
+    fetched = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix in CRAWLED_SUFFIXES):
+        if csv_kind(path) != kind:
+            continue
+        snapshot = write_snapshot(
+            raw_root, "crawled", path.name, path.read_bytes(), datetime.now(UTC)
+        )
+        fetched.append(Fetched("crawled", kind, read_crawled(path, kind), snapshot))
+    return fetched

@@ -1,0 +1,137 @@
+"""Ingestion runs: which sources to read, and what happens when collection fails.
+
+When the MOLIT API fails after its retries, a P2 alert goes to ``alerts``, nothing already
+loaded is touched, and the run falls back to the backup source (crawled files) if given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from batch.ingest import metrics
+from batch.ingest.molit_client import CollectionFailed, MolitClient
+from batch.ingest.pipeline import BatchResult, ingest_frame
+from batch.ingest.snapshot import write_snapshot
+from batch.ingest.sources import Fetched, fetch_crawled, fetch_csv_export
+from batch.ingest.validation import Kind
+from homeloop.events import AlertEvent
+from homeloop.publish import publish
+from homeloop.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunSummary:
+    results: list[BatchResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    alerts: list[AlertEvent] = field(default_factory=list)
+
+
+def _load(settings: Settings, fetched: Fetched, summary: RunSummary) -> None:
+    result = ingest_frame(
+        settings, fetched.frame, fetched.kind, fetched.source, snapshot=fetched.snapshot
+    )
+    metrics.observe(result)
+    summary.results.append(result)
+    if result.status == "quarantined":
+        summary.alerts.append(
+            AlertEvent(
+                priority="P2",
+                rule="ingest_batch_quarantined",
+                value=float(result.rows.get("quarantined", 0)),
+                action="batch quarantined; nothing loaded",
+                message=f"{result.batch_id}: report at {result.quarantine_uri}",
+                source="batch.ingest",
+            )
+        )
+
+
+def _finish(settings: Settings, summary: RunSummary) -> RunSummary:
+    if summary.alerts:
+        try:
+            publish(settings, *summary.alerts)
+        except Exception as exc:  # the alert must not hide the run's result
+            logger.error("could not publish %d alert(s): %s", len(summary.alerts), exc)
+    metrics.write(settings)
+    return summary
+
+
+def ingest_csv(settings: Settings, paths: Iterable[Path], progress: Progress) -> RunSummary:
+    summary = RunSummary()
+    for path in paths:
+        progress(f"csv {path.name}")
+        try:
+            fetched = fetch_csv_export(path, settings.raw_root)
+        except ValueError as exc:  # a broken file is refused whole and named
+            summary.failures.append(f"{path.name}: {exc}")
+            metrics.observe_failure("molit_csv")
+            continue
+        _load(settings, fetched, summary)
+    return _finish(settings, summary)
+
+
+def ingest_api(
+    settings: Settings,
+    kind: Kind,
+    lawd_codes: list[str],
+    months: list[str],
+    progress: Progress,
+    backup: Path | None = None,
+) -> RunSummary:
+    summary = RunSummary()
+    cache = redis.Redis.from_url(settings.require().redis_url)
+    client = MolitClient(settings, cache=cache)
+    failed = False
+    try:
+        for lawd in lawd_codes:
+            for month in months:
+                progress(f"api {kind} {lawd} {month}")
+                try:
+                    fetched_month = client.fetch_month(kind, lawd, month)
+                except CollectionFailed as exc:
+                    failed = True
+                    summary.failures.append(str(exc))
+                    metrics.observe_failure("molit_api")
+                    summary.alerts.append(
+                        AlertEvent(
+                            priority="P2",
+                            rule="collection_failure",
+                            action="fell back to the backup source" if backup else "none",
+                            message=str(exc),
+                            source="batch.ingest",
+                        )
+                    )
+                    continue
+                now = datetime.now(UTC)
+                snapshots = [
+                    write_snapshot(
+                        settings.raw_root,
+                        "molit_api",
+                        f"{kind}_{lawd}_{month}_p{i + 1}.raw",
+                        p,
+                        now,
+                    )
+                    for i, p in enumerate(fetched_month.payloads)
+                ]
+                _load(
+                    settings,
+                    Fetched("molit_api", kind, fetched_month.frame, snapshots[0]),
+                    summary,
+                )
+    finally:
+        client.close()
+        cache.close()
+    if failed and backup is not None:
+        progress(f"backup {backup}")
+        for fetched in fetch_crawled(backup, settings.raw_root, kind):
+            _load(settings, fetched, summary)
+    return _finish(settings, summary)
