@@ -268,6 +268,62 @@ def ingest_api(
     )
 
 
+@ingest_app.command("listings")
+def ingest_listings(
+    folder: Annotated[
+        Path | None, typer.Option(help="Folder of crawled *listing*.csv/.jsonl", file_okay=False)
+    ] = None,
+    inhouse: Annotated[bool, typer.Option(help="Also read the in-house listings table")] = False,
+) -> None:
+    """Load crawled and in-house listings into properties and publish new or changed ones."""
+    from batch.ingest.run import ingest_listings as run
+
+    settings = _settings()
+    loads, failures = run(settings, folder, inhouse, lambda text: console.print(text))
+    for load in loads:
+        console.print(
+            f"{load.source}: {load.rows:,} listings, {len(load.new):,} new, "
+            f"{len(load.changed):,} changed → published {len(load.new) + len(load.changed):,}"
+        )
+    for failure in failures:
+        console.print(f"[red]failed[/] {failure}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@ingest_app.command("daily")
+def ingest_daily() -> None:
+    """The whole phase for the configured regions: last and this month from the API (crawled
+    files as backup), then crawled and in-house listings."""
+    from datetime import date, timedelta
+
+    from batch.ingest.run import ingest_api as run_api
+    from batch.ingest.run import ingest_listings as run_listings
+
+    settings = _settings()
+    today = date.today()
+    months = [f"{(today.replace(day=1) - timedelta(days=1)):%Y%m}", f"{today:%Y%m}"]
+    failed = False
+    if settings.molit_service_key is None:
+        console.print("[yellow]HOMELOOP_MOLIT_SERVICE_KEY not set: skipping the MOLIT API[/]")
+    else:
+        for kind in ("trade", "rent"):
+            try:
+                _run_ingest(
+                    lambda progress, kind=kind: run_api(
+                        settings, kind, settings.ingest_lawd_codes, months, progress,
+                        settings.ingest_crawl_dir,
+                    )
+                )  # fmt: skip
+            except typer.Exit:
+                failed = True
+    _, failures = run_listings(settings, settings.ingest_crawl_dir, True, console.print)
+    for failure in failures:
+        console.print(f"[red]failed[/] {failure}")
+    if failed or failures:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

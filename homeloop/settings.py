@@ -6,6 +6,7 @@ it in and hands the resolved settings to the components, so components never see
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
@@ -56,6 +57,10 @@ class Settings(BaseSettings):
     molit_rows_per_page: int = Field(default=1000, ge=1, le=1000)
     molit_timeout_s: float = Field(default=10.0, gt=0)
     molit_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=0)
+
+    # The daily ingestion run: which 시군구 to collect, and the crawled files' folder.
+    ingest_lawd_codes: list[str] = ["41131", "41133", "41135"]
+    ingest_crawl_dir: Path | None = None
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -119,6 +124,8 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            if isinstance(value, list | dict):
+                value = json.dumps(value)  # how pydantic-settings reads complex values
             env[f"HOMELOOP_{name.upper()}"] = str(value)
         return env
 

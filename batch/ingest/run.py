@@ -11,12 +11,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from batch.ingest import metrics
+from batch.ingest.listings import (
+    ListingFileError,
+    ListingLoad,
+    read_listing_file,
+    to_events,
+    upsert_and_publish,
+)
 from batch.ingest.molit_client import CollectionFailed, MolitClient
-from batch.ingest.pipeline import BatchResult, ingest_frame
+from batch.ingest.pipeline import BatchResult, ingest_frame, quarantine
 from batch.ingest.snapshot import write_snapshot
 from batch.ingest.sources import Fetched, fetch_crawled, fetch_csv_export
 from batch.ingest.validation import Kind
@@ -135,3 +143,52 @@ def ingest_api(
         for fetched in fetch_crawled(backup, settings.raw_root, kind):
             _load(settings, fetched, summary)
     return _finish(settings, summary)
+
+
+def ingest_listings(
+    settings: Settings, folder: Path | None, inhouse: bool, progress: Progress
+) -> tuple[list[ListingLoad], list[str]]:
+    """Crawled listing files in ``folder`` and/or the in-house table → properties → listings."""
+    from homeloop.db import connect
+
+    loads: list[ListingLoad] = []
+    failures: list[str] = []
+    with connect(settings) as conn:
+        if folder is not None:
+            for path in sorted(folder.glob("*listing*")):
+                if path.suffix not in (".csv", ".jsonl"):
+                    continue
+                progress(f"crawled {path.name}")
+                payload = path.read_bytes()
+                write_snapshot(settings.raw_root, "crawled", path.name, payload, datetime.now(UTC))
+                try:
+                    events = to_events(read_listing_file(path), "crawl", path.name)
+                except ListingFileError as exc:
+                    failures.append(str(exc))
+                    metrics.observe_failure("crawled_listings")
+                    quarantine(
+                        settings, f"listings-{path.stem}", {"file": path.name, "rows": exc.report}
+                    )
+                    continue
+                loads.append(upsert_and_publish(conn, settings, events, "crawl"))
+        if inhouse:
+            progress("in-house listings")
+            records = inhouse_records(conn, settings.db_schema)
+            events = to_events(records, "inhouse", "inhouse_listings")
+            loads.append(upsert_and_publish(conn, settings, events, "inhouse"))
+    metrics.write(settings)
+    return loads, failures
+
+
+def inhouse_records(conn: Any, schema: str) -> list[dict[str, Any]]:
+    """The platform's own listings table, read as records in the listing contract."""
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT * FROM {} ORDER BY listing_id").format(
+                sql.Identifier(schema, "inhouse_listings")
+            )
+        )
+        return list(cur.fetchall())

@@ -1,6 +1,8 @@
 """Raw snapshots: every fetched payload kept as-is, immutable, with a checksum and a manifest.
 
-Layout: ``<root>/raw/<source>/<YYYY-MM-DD>/<name>`` plus ``manifest.jsonl`` in that folder.
+Layout: ``<root>/raw/<source>/<YYYY-MM-DD>/<stem>.<sha256[:12]><suffix>`` plus
+``manifest.jsonl`` in that folder. Names carry the content hash, so a source file that
+changes during the day gets a new snapshot instead of replacing the old one.
 ``root`` is a local path or any fsspec URI (``s3://bucket/prefix`` with s3fs installed).
 """
 
@@ -30,8 +32,9 @@ class SnapshotConflict(RuntimeError):
 
 def write_snapshot(root: str, source: str, name: str, payload: bytes, at: datetime) -> Snapshot:
     folder = f"{root.rstrip('/')}/raw/{source}/{at:%Y-%m-%d}"
-    uri = f"{folder}/{name}"
     digest = hashlib.sha256(payload).hexdigest()
+    stem, dot, suffix = name.rpartition(".")
+    uri = f"{folder}/{stem}.{digest[:12]}.{suffix}" if dot else f"{folder}/{name}.{digest[:12]}"
     fs, path = fsspec.core.url_to_fs(uri)
     if fs.exists(path):
         with fs.open(path, "rb") as existing:

@@ -98,11 +98,13 @@ def test_snapshots_are_immutable_and_listed(tmp_path: Path) -> None:
     at = datetime(2026, 11, 23, tzinfo=UTC)
     first = write_snapshot(str(tmp_path), "molit_api", "41135_202605_p1.xml", b"<a/>", at)
     again = write_snapshot(str(tmp_path), "molit_api", "41135_202605_p1.xml", b"<a/>", at)
-    assert first.sha256 == again.sha256 and first.uri.endswith(
-        "raw/molit_api/2026-11-23/41135_202605_p1.xml"
-    )
+    assert first.uri == again.uri
+    assert first.uri.endswith(f"raw/molit_api/2026-11-23/41135_202605_p1.{first.sha256[:12]}.xml")
+    changed = write_snapshot(str(tmp_path), "molit_api", "41135_202605_p1.xml", b"<b/>", at)
+    assert changed.uri != first.uri  # a changed source is a new snapshot, the old one stays
+    assert Path(first.uri).read_bytes() == b"<a/>" and Path(changed.uri).read_bytes() == b"<b/>"
+    Path(first.uri).write_bytes(b"tampered")
     with pytest.raises(SnapshotConflict):
-        write_snapshot(str(tmp_path), "molit_api", "41135_202605_p1.xml", b"<b/>", at)
-    assert (tmp_path / "raw/molit_api/2026-11-23/41135_202605_p1.xml").read_bytes() == b"<a/>"
+        write_snapshot(str(tmp_path), "molit_api", "41135_202605_p1.xml", b"<a/>", at)
     manifest = read_manifest(str(tmp_path), "molit_api", "2026-11-23")
-    assert [m.sha256 for m in manifest] == [first.sha256, first.sha256]
+    assert [m.sha256 for m in manifest] == [first.sha256, first.sha256, changed.sha256]
