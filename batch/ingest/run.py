@@ -15,7 +15,8 @@ from typing import Any
 
 import redis
 
-from batch.ingest import metrics
+from batch.ingest import metrics, store
+from batch.ingest.health import health_alerts
 from batch.ingest.listings import (
     ListingFileError,
     ListingLoad,
@@ -50,6 +51,7 @@ def _load(settings: Settings, fetched: Fetched, summary: RunSummary) -> None:
     )
     metrics.observe(result)
     summary.results.append(result)
+    _check_health(settings, fetched.source, result.batch_id, summary)
     if result.status == "quarantined":
         summary.alerts.append(
             AlertEvent(
@@ -61,6 +63,38 @@ def _load(settings: Settings, fetched: Fetched, summary: RunSummary) -> None:
                 source="batch.ingest",
             )
         )
+
+
+def _check_health(
+    settings: Settings, source: str, batch_id: str | None, summary: RunSummary
+) -> None:
+    from homeloop.db import connect
+
+    with connect(settings) as conn:
+        summary.alerts.extend(health_alerts(conn, settings.db_schema, source, batch_id))
+
+
+def _record_failure(settings: Settings, source: str, kind: str, reason: str) -> None:
+    """A collection that failed counts in the success rate: log it as a failed batch."""
+    from homeloop.db import connect
+
+    now = datetime.now(UTC)
+    with connect(settings) as conn:
+        store.record_batch(
+            conn,
+            settings.db_schema,
+            batch_id=f"{now:%Y%m%dT%H%M%S%f}-{source}-{kind}-failed",
+            source=source,
+            kind=kind,
+            started_at=now,
+            finished_at=now,
+            status="failed",
+            rows={},
+            stage_seconds={},
+            report={"error": reason},
+            snapshot_uri=None,
+        )
+        conn.commit()
 
 
 def _finish(settings: Settings, summary: RunSummary) -> RunSummary:
@@ -109,6 +143,8 @@ def ingest_api(
                     failed = True
                     summary.failures.append(str(exc))
                     metrics.observe_failure("molit_api")
+                    _record_failure(settings, "molit_api", kind, str(exc))
+                    _check_health(settings, "molit_api", None, summary)
                     summary.alerts.append(
                         AlertEvent(
                             priority="P2",
