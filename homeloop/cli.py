@@ -11,12 +11,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from homeloop.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from batch.ingest.listings import ListingLoad
 
 app = typer.Typer(
     help="homeloop: apartment price prediction that improves itself from what users do.",
@@ -268,18 +271,7 @@ def ingest_api(
     )
 
 
-@ingest_app.command("listings")
-def ingest_listings(
-    folder: Annotated[
-        Path | None, typer.Option(help="Folder of crawled *listing*.csv/.jsonl", file_okay=False)
-    ] = None,
-    inhouse: Annotated[bool, typer.Option(help="Also read the in-house listings table")] = False,
-) -> None:
-    """Load crawled and in-house listings into properties and publish new or changed ones."""
-    from batch.ingest.run import ingest_listings as run
-
-    settings = _settings()
-    loads, failures = run(settings, folder, inhouse, lambda text: console.print(text))
+def _report_listings(loads: list[ListingLoad], failures: list[str]) -> None:
     for load in loads:
         console.print(
             f"{load.source}: {load.rows:,} listings, {len(load.new):,} new, "
@@ -289,6 +281,30 @@ def ingest_listings(
         console.print(f"[red]failed[/] {failure}")
     if failures:
         raise typer.Exit(1)
+
+
+@ingest_app.command("crawl")
+def ingest_crawl(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+) -> None:
+    """Load a folder of crawled files: *listing* files to properties (new or changed ones
+    published to listings), *trade*/*rent* deal files to deals and leases."""
+    from batch.ingest.run import ingest_crawled_deals, ingest_listings
+
+    settings = _settings()
+    _report_listings(*ingest_listings(settings, folder, False, console.print))
+    if any(p.suffix in (".csv", ".jsonl") and ("trade" in p.name or "rent" in p.name)
+           for p in folder.iterdir()):  # fmt: skip
+        _run_ingest(lambda progress: ingest_crawled_deals(settings, folder, progress))
+
+
+@ingest_app.command("db")
+def ingest_db() -> None:
+    """Load the platform's own listings (the in-house table) and publish new or changed ones."""
+    from batch.ingest.run import ingest_listings
+
+    settings = _settings()
+    _report_listings(*ingest_listings(settings, None, True, console.print))
 
 
 @ingest_app.command("daily")
@@ -317,10 +333,11 @@ def ingest_daily() -> None:
                 )  # fmt: skip
             except typer.Exit:
                 failed = True
-    _, failures = run_listings(settings, settings.ingest_crawl_dir, True, console.print)
-    for failure in failures:
-        console.print(f"[red]failed[/] {failure}")
-    if failed or failures:
+    try:
+        _report_listings(*run_listings(settings, settings.ingest_crawl_dir, True, console.print))
+    except typer.Exit:
+        failed = True
+    if failed:
         raise typer.Exit(1)
 
 

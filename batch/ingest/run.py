@@ -121,6 +121,21 @@ def ingest_csv(settings: Settings, paths: Iterable[Path], progress: Progress) ->
     return _finish(settings, summary)
 
 
+def ingest_crawled_deals(settings: Settings, folder: Path, progress: Progress) -> RunSummary:
+    """Crawled deal and lease files (the English-column contract) in a folder."""
+    summary = RunSummary()
+    for kind in ("trade", "rent"):
+        progress(f"crawled {kind} files in {folder}")
+        try:
+            fetched_files = fetch_crawled(folder, settings.raw_root, kind)
+        except ValueError as exc:
+            summary.failures.append(str(exc))
+            continue
+        for fetched in fetched_files:
+            _load(settings, fetched, summary)
+    return _finish(settings, summary)
+
+
 def ingest_api(
     settings: Settings,
     kind: Kind,

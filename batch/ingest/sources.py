@@ -78,8 +78,8 @@ def fetch_crawled(folder: Path, raw_root: str, kind: Kind) -> list[Fetched]:
     """Every crawled file of ``kind`` in a folder (``*trade*`` / ``*rent*``), snapshotted."""
     fetched = []
     for path in sorted(p for p in folder.iterdir() if p.suffix in CRAWLED_SUFFIXES):
-        if csv_kind(path) != kind:
-            continue
+        if "listing" in path.name or kind not in path.name:
+            continue  # listing files have their own path (batch.ingest.listings)
         snapshot = write_snapshot(
             raw_root, "crawled", path.name, path.read_bytes(), datetime.now(UTC)
         )

@@ -60,16 +60,16 @@ def test_crawled_listings_publish_only_what_is_new_or_changed(
     env: Settings, tmp_path: Path
 ) -> None:
     write_jsonl(tmp_path / "crawl_listings_1.jsonl", [row("CR-1"), row("CR-2")])
-    first = runner.invoke(app, ["ingest", "listings", "--folder", str(tmp_path)])
+    first = runner.invoke(app, ["ingest", "crawl", str(tmp_path)])
     assert first.exit_code == 0, first.output
     assert "2 new" in first.output
-    again = runner.invoke(app, ["ingest", "listings", "--folder", str(tmp_path)])
+    again = runner.invoke(app, ["ingest", "crawl", str(tmp_path)])
     assert "0 new, 0 changed" in again.output
 
     write_jsonl(
         tmp_path / "crawl_listings_1.jsonl", [row("CR-1", asking_price=149_000), row("CR-2")]
     )
-    changed = runner.invoke(app, ["ingest", "listings", "--folder", str(tmp_path)])
+    changed = runner.invoke(app, ["ingest", "crawl", str(tmp_path)])
     assert "0 new, 1 changed" in changed.output
 
     events = published(env)  # one listing's events keep their order (same key, same partition)
@@ -88,7 +88,7 @@ def test_a_file_with_a_bad_row_is_refused_whole(env: Settings, tmp_path: Path) -
         tmp_path / "bad_listings.jsonl",
         [row("OK-1"), row("BAD-1", region_code="4113", area_sqm=-3)],
     )
-    result = runner.invoke(app, ["ingest", "listings", "--folder", str(tmp_path)])
+    result = runner.invoke(app, ["ingest", "crawl", str(tmp_path)])
     assert result.exit_code == 1
     assert "1 invalid row(s); nothing loaded" in result.output
     with connect(env) as conn:
@@ -109,6 +109,18 @@ def test_inhouse_listings_are_read_from_their_table(env: Settings) -> None:
             "('IH-1', 'C1', '41131', '신흥동', 59.9, 4, 1995, 61000, 'listed', now())"
         )
         conn.commit()
-    result = runner.invoke(app, ["ingest", "listings", "--inhouse"])
+    result = runner.invoke(app, ["ingest", "db"])
     assert result.exit_code == 0, result.output
     assert [(e.listing_id, e.source) for e in published(env)] == [("IH-1", "inhouse")]
+
+
+def test_crawl_folder_loads_deal_files_too(env: Settings, tmp_path: Path) -> None:
+    sample = Path(__file__).parent / "crawled_trade_sample.csv"
+    (tmp_path / "crawled_trade_202605.csv").write_bytes(sample.read_bytes())
+    write_jsonl(tmp_path / "crawl_listings.jsonl", [row("CR-9")])
+    result = runner.invoke(app, ["ingest", "crawl", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    with connect(env) as conn:
+        deals = conn.execute(f'SELECT count(*) FROM "{env.db_schema}".deals').fetchone()
+        props = conn.execute(f'SELECT count(*) FROM "{env.db_schema}".properties').fetchone()
+    assert (deals, props) == ((3,), (1,))
