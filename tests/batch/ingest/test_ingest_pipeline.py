@@ -108,3 +108,14 @@ def test_snapshots_are_immutable_and_listed(tmp_path: Path) -> None:
         write_snapshot(str(tmp_path), "molit_api", "41135_202605_p1.xml", b"<a/>", at)
     manifest = read_manifest(str(tmp_path), "molit_api", "2026-11-23")
     assert [m.sha256 for m in manifest] == [first.sha256, first.sha256, changed.sha256]
+
+
+def test_snapshots_go_to_any_fsspec_uri() -> None:
+    at = datetime(2026, 11, 23, tzinfo=UTC)
+    snap = write_snapshot("memory://homeloop-raw", "molit_api", "p1.json", b"{}", at)
+    assert snap.uri.startswith("memory://homeloop-raw/raw/molit_api/2026-11-23/p1.")
+    fs, path = fsspec.core.url_to_fs(snap.uri)
+    assert fs.cat(path) == b"{}"
+    assert [m.uri for m in read_manifest("memory://homeloop-raw", "molit_api", "2026-11-23")] == [
+        snap.uri
+    ]
