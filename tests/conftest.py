@@ -56,3 +56,11 @@ def settings(stack_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     provision(mine, apply_features=False)
     yield mine
     drop_schema(mine)
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``settings`` exported as HOMELOOP_* variables, for tests that run the CLI."""
+    for name, value in settings.as_env().items():
+        monkeypatch.setenv(name, value)
+    return settings

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from batch.train import train_and_register
@@ -36,6 +36,7 @@ from streams.decoding import Decoded, decode
 from tests.conftest import isolated
 from tests.factories import listing_event as listing
 from tests.factories import synthetic_deals
+from tests.topics import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -106,24 +107,6 @@ async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, by
         await producer.stop()
 
 
-async def consume(settings: Settings, topic: str, want: int, timeout: float = 60) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        settings.topic(topic),
-        bootstrap_servers=settings.require().kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(values) < want and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            values += [bytes(r.value or b"") for rs in batches.values() for r in rs]
-    finally:
-        await consumer.stop()
-    return values
-
-
 def predict_when_ready(api_url: str, listing_id: str, timeout: float = 90) -> dict:
     """The first 200 answer for a listing, waiting for the agent to write its features."""
     deadline = time.monotonic() + timeout
@@ -167,7 +150,8 @@ def test_served_price_is_the_model_on_the_features_the_agent_wrote(loop: Loop) -
 
     # The prediction went back onto `predictions` with the features used.
     published = [
-        PredictionEvent.from_bytes(v) for v in asyncio.run(consume(loop.settings, "predictions", 1))
+        PredictionEvent.from_bytes(v)
+        for v in read_topic(loop.settings, "predictions", want=1, timeout=60)
     ]
     mine = [p for p in published if str(p.prediction_id) == body["prediction_id"]]
     assert len(mine) == 1
@@ -209,7 +193,8 @@ def test_malformed_events_are_dead_lettered_and_the_agent_goes_on(loop: Loop) ->
     assert predict_when_ready(loop.api_url, "LOOP-2")["price"] > 0
 
     letters = [
-        DeadLetterEvent.from_bytes(v) for v in asyncio.run(consume(loop.settings, "dead-letter", 3))
+        DeadLetterEvent.from_bytes(v)
+        for v in read_topic(loop.settings, "dead-letter", want=3, timeout=60)
     ]
     by_raw = {base64.b64decode(letter.raw): letter for letter in letters}
     assert by_raw[b"\x00not json"].error.startswith("not_json")
@@ -264,7 +249,7 @@ def test_the_simulator_closes_the_loop(loop: Loop) -> None:
     sent = stats.clicks + stats.inquiries + stats.contracts
     assert stats.clicks > 0 and sent > 0
 
-    raw = asyncio.run(consume(settings, "user-events", sent))
+    raw = read_topic(settings, "user-events", want=sent, timeout=60)
     decoded = [decode(v, UserEvent) for v in raw]  # earlier tests left malformed ones too
     simulated = [d.event for d in decoded if isinstance(d, Decoded) and d.event.user_id[0] == "U"]
     assert len(simulated) == sent
@@ -275,6 +260,6 @@ def test_the_simulator_closes_the_loop(loop: Loop) -> None:
     # Every user event is attributed to a prediction that was really served and published.
     published = {
         PredictionEvent.from_bytes(v).prediction_id
-        for v in asyncio.run(consume(settings, "predictions", stats.predictions_ok))
+        for v in read_topic(settings, "predictions", want=stats.predictions_ok, timeout=60)
     }
     assert {e.prediction_id for e in simulated} <= published

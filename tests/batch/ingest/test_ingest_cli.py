@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from typer.testing import CliRunner
 
 from homeloop.cli import app
@@ -15,18 +13,12 @@ from homeloop.db import connect
 from homeloop.events import AlertEvent
 from homeloop.settings import Settings
 from tests.batch.ingest.test_molit_client import FakeMolit
+from tests.topics import read_topic
 
 pytestmark = pytest.mark.integration
 
 EXPORTS = Path(__file__).resolve().parents[2] / "fixtures" / "molit" / "csv_export"
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in settings.as_env().items():
-        monkeypatch.setenv(name, value)
-    return settings
 
 
 def count(settings: Settings, table: str) -> int:
@@ -85,19 +77,6 @@ def test_api_failure_alerts_and_falls_back_to_crawled_files(env: Settings, tmp_p
     assert server.calls == 4
     assert count(env, "deals") == 3  # the backup's rows
 
-    async def alerts() -> list[AlertEvent]:
-        consumer = AIOKafkaConsumer(
-            env.topic("alerts"),
-            bootstrap_servers=env.require().kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            batches = await consumer.getmany(timeout_ms=5_000)
-            return [AlertEvent.from_bytes(r.value or b"") for rs in batches.values() for r in rs]
-        finally:
-            await consumer.stop()
-
-    fired = asyncio.run(alerts())
+    fired = [AlertEvent.from_bytes(v) for v in read_topic(env, "alerts", timeout=3.0)]
     assert [(a.priority, a.rule) for a in fired] == [("P2", "collection_failure")]
     assert "LAWD_CD=41135" in fired[0].message

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from typer.testing import CliRunner
 
 from homeloop.cli import app
 from homeloop.db import connect
 from homeloop.events import ListingEvent
 from homeloop.settings import Settings
+from tests.topics import read_topic
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name, value in settings.as_env().items():
-        monkeypatch.setenv(name, value)
-    return settings
 
 
 def row(listing_id: str, **overrides: object) -> dict[str, object]:
@@ -40,20 +32,7 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 def published(settings: Settings) -> list[ListingEvent]:
-    async def read() -> list[ListingEvent]:
-        consumer = AIOKafkaConsumer(
-            settings.topic("listings"),
-            bootstrap_servers=settings.require().kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            batches = await consumer.getmany(timeout_ms=3_000)
-            return [ListingEvent.from_bytes(r.value or b"") for rs in batches.values() for r in rs]
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    return [ListingEvent.from_bytes(v) for v in read_topic(settings, "listings", timeout=3.0)]
 
 
 def test_crawled_listings_publish_only_what_is_new_or_changed(
