@@ -103,3 +103,14 @@ def test_crawl_folder_loads_deal_files_too(env: Settings, tmp_path: Path) -> Non
         deals = conn.execute(f'SELECT count(*) FROM "{env.db_schema}".deals').fetchone()
         props = conn.execute(f'SELECT count(*) FROM "{env.db_schema}".properties').fetchone()
     assert (deals, props) == ((3,), (1,))
+
+
+def test_daily_runs_the_phase_without_an_api_key(
+    env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_jsonl(tmp_path / "daily_listings.jsonl", [row("D-1"), row("D-2")])
+    monkeypatch.setenv("HOMELOOP_INGEST_CRAWL_DIR", str(tmp_path))
+    result = runner.invoke(app, ["ingest", "daily"])
+    assert result.exit_code == 0, result.output
+    assert "skipping the MOLIT API" in result.output
+    assert {e.listing_id for e in published(env)} == {"D-1", "D-2"}
