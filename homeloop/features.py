@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from homeloop.events import ListingEvent
 from homeloop.units import price_per_pyeong
 
@@ -25,6 +28,23 @@ LISTING_FEATURES: tuple[str, ...] = (
 MODEL_FEATURES: tuple[str, ...] = LISTING_FEATURES
 
 FeatureRow = dict[str, float | None]
+
+
+def floor_penalty(floor: ArrayLike, top_floor: ArrayLike | None = None) -> NDArray[np.float64]:
+    """Relative price effect of the floor (the stated rule; vectorised).
+
+    1st floor −8%, 2nd −4%, the top floor −3%, mid-high floors (at least 60% of the
+    building's height) +3%, others 0. Without the building's height, floors from the 10th
+    up count as mid-high and none as the top.
+    """
+    f = np.asarray(floor, dtype=np.float64)
+    top = np.full_like(f, np.nan) if top_floor is None else np.asarray(top_floor, dtype=np.float64)
+    known = ~np.isnan(top)
+    return np.select(
+        [f <= 1, f == 2, known & (f >= top), known & (f >= 0.6 * top), ~known & (f >= 10)],
+        [-0.08, -0.04, -0.03, 0.03, 0.03],
+        default=0.0,
+    )
 
 
 def building_age(build_year: int, at: datetime) -> int:

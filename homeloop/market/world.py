@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
 from homeloop.events import MAX_PRICE_MANWON, MIN_PRICE_MANWON, ListingEvent
+from homeloop.features import floor_penalty
 from homeloop.market.calibration import load_calibration, place
 
 # Simulation "now" starts right after the calibration window (deals to 2026-05).
@@ -70,17 +71,8 @@ class Shock:
 
 
 def floor_factor(floor: ArrayLike, max_floor: ArrayLike) -> NDArray[np.float64]:
-    """Ground and top floors are cheaper, mid-high floors dearer (the stated rule).
-
-    1st floor −8%, 2nd −4%, top floor −3%, at or above 60% of the building's height +3%.
-    """
-    f = np.asarray(floor, dtype=np.float64)
-    top = np.asarray(max_floor, dtype=np.float64)
-    return np.select(
-        [f <= 1, f == 2, f >= top, f >= 0.6 * top],
-        [0.92, 0.96, 0.97, 1.03],
-        default=1.0,
-    )
+    """The market prices floors by the same rule the feature states (homeloop.features)."""
+    return np.asarray(1.0 + floor_penalty(floor, max_floor))
 
 
 def size_factor(area_sqm: ArrayLike) -> NDArray[np.float64]:
