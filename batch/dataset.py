@@ -8,21 +8,11 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from homeloop.events import ListingEvent
+from homeloop.events import LISTING_ATTRIBUTES, ListingEvent
 from homeloop.features import MODEL_FEATURES, feature_vector, listing_features
 
-LISTING_COLUMNS = (
-    "listing_id",
-    "complex_id",
-    "region_code",
-    "dong",
-    "lat",
-    "lon",
-    "area_sqm",
-    "floor",
-    "build_year",
-    "asking_price",
-)
+# A deal history carries the listing's attributes except what only a live listing has.
+LISTING_COLUMNS = tuple(c for c in LISTING_ATTRIBUTES if c not in ("jeonse_price", "status"))
 
 
 @dataclass(frozen=True)

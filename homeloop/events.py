@@ -69,6 +69,23 @@ class ListingEvent(Event):
     source: str = Field(default="inhouse", min_length=1, max_length=32)
 
 
+# A listing's own attributes in one order, for tables and frames built from listing events.
+LISTING_ATTRIBUTES: tuple[str, ...] = (
+    "listing_id",
+    "complex_id",
+    "region_code",
+    "dong",
+    "lat",
+    "lon",
+    "area_sqm",
+    "floor",
+    "build_year",
+    "asking_price",
+    "jeonse_price",
+    "status",
+)
+
+
 Variant = Literal["champion", "challenger", "smoke"]
 
 

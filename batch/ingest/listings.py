@@ -34,23 +34,10 @@ import psycopg
 from psycopg import sql
 from pydantic import ValidationError
 
-from homeloop.events import ListingEvent
+from homeloop.events import LISTING_ATTRIBUTES, ListingEvent
 from homeloop.publish import publish
 
-FIELDS = (
-    "listing_id",
-    "complex_id",
-    "region_code",
-    "dong",
-    "lat",
-    "lon",
-    "area_sqm",
-    "floor",
-    "build_year",
-    "asking_price",
-    "jeonse_price",
-    "status",
-)
+FIELDS = LISTING_ATTRIBUTES
 
 
 class ListingFileError(ValueError):

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from homeloop.events import EVENT_TYPES, ListingEvent, PredictionEvent, UserEvent
+from homeloop.events import EVENT_TYPES, Event, ListingEvent, PredictionEvent, UserEvent
 from homeloop.schemas import event_schemas, stale_schemas
 from homeloop.topics import BY_NAME, TOPICS, message_key
 from tests.factories import listing_event as listing
@@ -84,3 +84,10 @@ def test_schemas_accept_real_events_and_refuse_bad_ones() -> None:
     )
     jsonschema.validate(json.loads(prediction.to_bytes()), schemas["predictions.schema.json"])
     assert BY_NAME["predictions"].event is PredictionEvent
+
+
+def test_listing_attributes_are_the_events_own_fields() -> None:
+    from homeloop.events import LISTING_ATTRIBUTES
+
+    base = set(Event.model_fields)
+    assert set(LISTING_ATTRIBUTES) == set(ListingEvent.model_fields) - base - {"source"}
