@@ -16,10 +16,14 @@ logger = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM the child when the process that started it dies, even by SIGKILL."""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent(stop_signal: signal.Signals) -> Callable[[], None]:
+    """Linux: signal the child when the process that started it dies, even by SIGKILL."""
+
+    def arrange() -> None:
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, stop_signal)
+
+    return arrange
 
 
 class ServiceExited(RuntimeError):
@@ -49,7 +53,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent(stop_signal),
                 user=user,
                 cwd=cwd,
                 env=env,
