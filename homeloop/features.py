@@ -1,33 +1,68 @@
 """Feature formulas: plain functions used by both the batch jobs and the stream agents.
 
-Training and serving must compute the same thing, so every formula lives here once. The
-model's input columns and their order are :data:`MODEL_FEATURES`; missing values stay
-``None``/NaN, which XGBoost handles natively.
+Training and serving must compute the same thing, so every formula lives here once, and
+vectorised: the stream agent computes a whole micro-batch in one call, the batch jobs a
+whole history. The model's input columns and their order are :data:`MODEL_FEATURES`;
+missing values stay NaN, which XGBoost handles natively.
+
+Implausible inputs that pass the event schema (a 900 ㎡ flat, a 120th floor) are not
+guessed at: the feature they feed is NaN and the reason is reported (:data:`QUALITY_REASONS`)
+so the agents can count it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from homeloop.events import ListingEvent
-from homeloop.units import price_per_pyeong
+from homeloop import engagement, geo, price_levels
+from homeloop.events import MAX_PRICE_MANWON, MIN_PRICE_MANWON, ListingEvent
+from homeloop.units import SQM_PER_PYEONG
 
-# The listing feature view's fields, in the model's column order.
+# The listing view's numeric fields, in the model's column order.
 LISTING_FEATURES: tuple[str, ...] = (
     "area_sqm",
     "floor",
+    "floor_penalty",
     "building_age",
+    "subway_distance_m",
+    "school_score",
+    "asking_price_per_pyeong",
     "lat",
     "lon",
-    "asking_price_per_pyeong",
 )
-MODEL_FEATURES: tuple[str, ...] = LISTING_FEATURES
+# Where the listing sits: the join keys of the market views, kept with the listing.
+LISTING_KEYS: tuple[str, ...] = ("complex_id", "dong_id", "region_code")
+MARKET_FEATURES: tuple[str, ...] = price_levels.RESOLVED
+ENGAGEMENT_FEATURES: tuple[str, ...] = engagement.FEATURES
+MODEL_FEATURES: tuple[str, ...] = LISTING_FEATURES + MARKET_FEATURES + ENGAGEMENT_FEATURES
 
+# Plausible ranges; outside them the feature is missing, not clipped.
+AREA_RANGE = (10.0, 300.0)  # ㎡, 전용면적 of an apartment
+FLOOR_RANGE = (-3, 80)
+OLDEST_BUILD_YEAR = 1950
+PRESALE_YEARS = 5  # a pre-sale (분양권) listing may name a completion year this far ahead
+QUALITY_REASONS = (
+    "missing_coordinates",
+    "absurd_area",
+    "absurd_floor",
+    "absurd_build_year",
+    "absurd_asking_price",
+)
+
+Columns = Mapping[str, Any]  # array-likes: lists, Series, arrays
 FeatureRow = dict[str, float | None]
+
+
+def dong_id(region_code: str, dong: str) -> str:
+    """A 법정동 is unique only within its 시군구: ``"41135:정자동"``."""
+    return f"{region_code}:{dong}"
 
 
 def floor_penalty(floor: ArrayLike, top_floor: ArrayLike | None = None) -> NDArray[np.float64]:
@@ -35,16 +70,17 @@ def floor_penalty(floor: ArrayLike, top_floor: ArrayLike | None = None) -> NDArr
 
     1st floor −8%, 2nd −4%, the top floor −3%, mid-high floors (at least 60% of the
     building's height) +3%, others 0. Without the building's height, floors from the 10th
-    up count as mid-high and none as the top.
+    up count as mid-high and none as the top. NaN in, NaN out.
     """
     f = np.asarray(floor, dtype=np.float64)
     top = np.full_like(f, np.nan) if top_floor is None else np.asarray(top_floor, dtype=np.float64)
     known = ~np.isnan(top)
-    return np.select(
+    out = np.select(
         [f <= 1, f == 2, known & (f >= top), known & (f >= 0.6 * top), ~known & (f >= 10)],
         [-0.08, -0.04, -0.03, 0.03, 0.03],
         default=0.0,
     )
+    return np.where(np.isnan(f), np.nan, out)
 
 
 def building_age(build_year: int, at: datetime) -> int:
@@ -52,23 +88,73 @@ def building_age(build_year: int, at: datetime) -> int:
     return max(0, at.year - build_year)
 
 
+def _floats(values: ArrayLike) -> NDArray[np.float64]:
+    """Floats with ``None`` as NaN."""
+    return np.asarray(pd.array(values, dtype="Float64").to_numpy(np.float64, na_value=np.nan))
+
+
+def listing_feature_columns(
+    attrs: Columns, at: Any
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.bool_]]]:
+    """The listing view's features for many listings at once, and the quality flags.
+
+    ``attrs`` holds ``area_sqm``, ``floor``, ``build_year``, ``lat``, ``lon`` and
+    ``asking_price`` (None/NaN where unknown); ``at`` the time each row is as of.
+    """
+    area = _floats(attrs["area_sqm"])
+    floor = _floats(attrs["floor"])
+    build_year = _floats(attrs["build_year"])
+    lat, lon = _floats(attrs["lat"]), _floats(attrs["lon"])
+    asking = _floats(attrs["asking_price"])
+    year = pd.DatetimeIndex(pd.to_datetime(np.asarray(at), utc=True)).year.to_numpy(np.float64)
+
+    flags = {
+        "missing_coordinates": np.isnan(lat) | np.isnan(lon),
+        "absurd_area": ~np.isnan(area) & ((area < AREA_RANGE[0]) | (area > AREA_RANGE[1])),
+        "absurd_floor": ~np.isnan(floor) & ((floor < FLOOR_RANGE[0]) | (floor > FLOOR_RANGE[1])),
+        "absurd_build_year": ~np.isnan(build_year)
+        & ((build_year < OLDEST_BUILD_YEAR) | (build_year > year + PRESALE_YEARS)),
+        "absurd_asking_price": (asking > 0)
+        & ((asking < MIN_PRICE_MANWON) | (asking > MAX_PRICE_MANWON)),
+    }
+    area = np.where(flags["absurd_area"], np.nan, area)
+    floor = np.where(flags["absurd_floor"], np.nan, floor)
+    age = np.where(flags["absurd_build_year"], np.nan, np.maximum(0.0, year - build_year))
+    usable_asking = (asking > 0) & ~flags["absurd_asking_price"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_pyeong = np.where(usable_asking, asking / (area / SQM_PER_PYEONG), np.nan)
+    features = {
+        "area_sqm": area,
+        "floor": floor,
+        "floor_penalty": floor_penalty(floor),
+        "building_age": age,
+        "subway_distance_m": geo.stations().nearest_many(lat, lon),
+        "school_score": geo.schools().weighted_within_many(lat, lon, geo.SCHOOL_RADIUS_M),
+        "asking_price_per_pyeong": per_pyeong,
+        "lat": lat,
+        "lon": lon,
+    }
+    return features, flags
+
+
+def event_columns(events: Sequence[ListingEvent]) -> tuple[dict[str, list[object]], list[datetime]]:
+    """Listing events as the columns :func:`listing_feature_columns` takes."""
+    names = ("area_sqm", "floor", "build_year", "lat", "lon", "asking_price")
+    columns: dict[str, list[object]] = {name: [getattr(e, name) for e in events] for name in names}
+    return columns, [e.event_time for e in events]
+
+
 def listing_features(event: ListingEvent) -> FeatureRow:
-    """The listing's features as of its event time."""
-    asking = (
-        price_per_pyeong(event.asking_price, event.area_sqm)
-        if event.asking_price is not None and event.asking_price > 0
-        else None
-    )
+    """One listing's features as of its event time (the vectorised formulas, one row)."""
+    columns, at = event_columns([event])
+    features, _ = listing_feature_columns(columns, at)
     return {
-        "area_sqm": event.area_sqm,
-        "floor": float(event.floor),
-        "building_age": float(building_age(event.build_year, event.event_time)),
-        "lat": event.lat,
-        "lon": event.lon,
-        "asking_price_per_pyeong": asking,
+        name: None if math.isnan(v := float(values[0])) else v for name, values in features.items()
     }
 
 
-def feature_vector(row: FeatureRow, columns: tuple[str, ...] = MODEL_FEATURES) -> list[float]:
-    """Values in model column order, ``None`` as NaN (XGBoost's missing value)."""
+def feature_vector(
+    row: Mapping[str, float | None], columns: tuple[str, ...] = MODEL_FEATURES
+) -> list[float]:
+    """Values in model column order, ``None`` (or absent) as NaN (XGBoost's missing value)."""
     return [math.nan if (v := row.get(name)) is None else float(v) for name in columns]

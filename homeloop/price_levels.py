@@ -9,12 +9,15 @@ Rules, stated once:
   in %; both windows need 5 deals;
 - ``jeonse_ratio``: mean 전세 deposit per ㎡ / mean sale price per ㎡ in the window, at the
   first level where both have 5;
-- ``price_per_pyeong``: ``avg_price_3m`` per 평 (× 3.3058).
+- ``price_per_pyeong``: ``avg_price_3m`` per 평 (× 3.3058);
+- ``deals_3m``: the number of deals behind ``avg_price_3m``.
+A dong is keyed by ``region_code:dong`` (법정동 names repeat across 시군구).
 Windows are evaluated with prefix sums over time-sorted deals, so a million rows take seconds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -26,9 +29,11 @@ from homeloop.units import SQM_PER_PYEONG
 
 WINDOW = pd.Timedelta(days=91)
 MIN_DEALS = 5
-LEVELS = ("complex_id", "dong", "region_code")
+LEVELS = ("complex_id", "dong_id", "region_code")
 LEVEL_NAMES = ("complex", "dong", "region")
-FEATURES = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "price_per_pyeong", "deals_3m")
+# What each level's view stores, and what the model gets after the fallback.
+LEVEL_FEATURES = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "deals_3m")
+RESOLVED = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "price_per_pyeong", "deals_3m")
 
 
 @dataclass(frozen=True)
@@ -74,45 +79,121 @@ def _ns(times: pd.Series) -> NDArray[np.int64]:
     return pd.to_datetime(times, utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
+def _dong_ids(frame: pd.DataFrame) -> pd.Series:
+    if "dong_id" in frame.columns:
+        return frame["dong_id"].astype(str)
+    return frame["region_code"].astype(str) + ":" + frame["dong"].astype(str)
+
+
+def _with_dong_id(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame if "dong_id" in frame.columns else frame.assign(dong_id=_dong_ids(frame))
+
+
+def level_stats(
+    deals: pd.DataFrame,
+    leases: pd.DataFrame | None,
+    level: str,
+    keys: NDArray[np.str_],
+    as_of: NDArray[np.int64],
+) -> dict[str, NDArray[np.float64]]:
+    """One level's own market figures for each (key, as_of in ns): what its view stores.
+
+    ``avg_price_3m`` is NaN below ``MIN_DEALS`` deals; ``price_change_pct`` needs both
+    windows, ``jeonse_ratio`` both sales and 전세 deals; ``deals_3m`` is always the count.
+    """
+    deals = _with_dong_id(deals)
+    start = as_of - WINDOW.value
+    before = start - WINDOW.value
+    sales = WindowIndex(deals[level], deals["deal_time"], deals["price"] / deals["area_sqm"])
+    s_now, n_now = sales.window(keys, start, as_of)
+    s_old, n_old = sales.window(keys, before, start)
+    enough = n_now >= MIN_DEALS
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(enough, s_now / n_now, np.nan)
+        both = enough & (n_old >= MIN_DEALS)
+        change = np.where(both, avg / (s_old / n_old) * 100 - 100, np.nan)
+        ratio = np.full(len(keys), np.nan)
+        if leases is not None and len(leases):
+            leases = _with_dong_id(leases)
+            jeonse = WindowIndex(
+                leases[level], leases["deal_time"], leases["deposit"] / leases["area_sqm"]
+            )
+            l_now, m_now = jeonse.window(keys, start, as_of)
+            pair = enough & (m_now >= MIN_DEALS)
+            ratio = np.where(pair, (l_now / m_now) / avg, np.nan)
+    return {
+        "avg_price_3m": avg,
+        "price_change_pct": change,
+        "jeonse_ratio": ratio,
+        "deals_3m": n_now.astype(np.float64),
+    }
+
+
+def resolve(
+    levels: Sequence[Mapping[str, NDArray[np.float64]]],
+) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.int64]]:
+    """The model's market features from the levels' own figures, most specific first.
+
+    Each figure comes from the first level that has it (complex, then dong, then region);
+    ``deals_3m`` from the level that gave ``avg_price_3m``. Also returns that level's
+    index (−1 where no level has enough deals). Serving and training both call this.
+    """
+    n = len(levels[0]["avg_price_3m"])
+    out = {name: np.full(n, np.nan) for name in RESOLVED}
+    used = np.full(n, -1, dtype=np.int64)
+    for index, stats in enumerate(levels):
+        take = np.isnan(out["avg_price_3m"]) & ~np.isnan(stats["avg_price_3m"])
+        out["avg_price_3m"][take] = stats["avg_price_3m"][take]
+        out["deals_3m"][take] = stats["deals_3m"][take]
+        used[take] = index
+        for name in ("price_change_pct", "jeonse_ratio"):
+            fill = np.isnan(out[name]) & ~np.isnan(stats[name])
+            out[name][fill] = stats[name][fill]
+    out["price_per_pyeong"] = out["avg_price_3m"] * SQM_PER_PYEONG
+    return out, used
+
+
 def market_features(
     deals: pd.DataFrame, leases: pd.DataFrame | None, rows: pd.DataFrame
 ) -> pd.DataFrame:
     """Market features for each row (``complex_id``, ``dong``, ``region_code``, ``as_of``).
 
-    ``deals`` has the three level columns, ``deal_time``, ``price`` and ``area_sqm``;
-    ``leases`` the same with ``deposit`` for 전세 deals only (or ``None``).
+    ``deals`` has the level columns (``dong`` or ``dong_id``), ``deal_time``, ``price``
+    and ``area_sqm``; ``leases`` the same with ``deposit`` for 전세 deals only (or ``None``).
     """
-    end = _ns(rows["as_of"])
-    start = end - WINDOW.value
-    before = start - WINDOW.value
-    out = pd.DataFrame(index=rows.index)
-    avg = np.full(len(rows), np.nan)
-    count = np.zeros(len(rows), dtype=np.int64)
-    change = np.full(len(rows), np.nan)
-    ratio = np.full(len(rows), np.nan)
-    level_used = np.full(len(rows), None, dtype=object)
-    sale_ppsqm = deals["price"] / deals["area_sqm"]
-    lease_ppsqm = leases["deposit"] / leases["area_sqm"] if leases is not None else None
-    for level, name in zip(LEVELS, LEVEL_NAMES, strict=True):
-        keys = rows[level].astype(str).to_numpy()
-        sales = WindowIndex(deals[level], deals["deal_time"], sale_ppsqm)
-        s_now, n_now = sales.window(keys, start, end)
-        s_old, n_old = sales.window(keys, before, start)
-        take = np.isnan(avg) & (n_now >= MIN_DEALS)
-        avg[take] = s_now[take] / n_now[take]
-        count[take] = n_now[take]
-        level_used[take] = name
-        both = np.isnan(change) & (n_now >= MIN_DEALS) & (n_old >= MIN_DEALS)
-        change[both] = (s_now[both] / n_now[both]) / (s_old[both] / n_old[both]) * 100 - 100
-        if leases is not None and lease_ppsqm is not None:
-            jeonse = WindowIndex(leases[level], leases["deal_time"], lease_ppsqm)
-            l_now, m_now = jeonse.window(keys, start, end)
-            pair = np.isnan(ratio) & (n_now >= MIN_DEALS) & (m_now >= MIN_DEALS)
-            ratio[pair] = (l_now[pair] / m_now[pair]) / (s_now[pair] / n_now[pair])
-    out["avg_price_3m"] = avg
-    out["price_change_pct"] = change
-    out["jeonse_ratio"] = ratio
-    out["price_per_pyeong"] = avg * SQM_PER_PYEONG
-    out["deals_3m"] = count
-    out["market_level"] = level_used
+    rows = _with_dong_id(rows)
+    as_of = _ns(rows["as_of"])
+    levels = [
+        level_stats(deals, leases, level, rows[level].astype(str).to_numpy(), as_of)
+        for level in LEVELS
+    ]
+    resolved, used = resolve(levels)
+    out = pd.DataFrame(resolved, index=rows.index)
+    out["market_level"] = np.array([*LEVEL_NAMES, None], dtype=object)[used]
     return out
+
+
+def daily_snapshots(
+    deals: pd.DataFrame, leases: pd.DataFrame | None, level: str, days: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """Each key's own figures as of the start of each day: the rows of a market view.
+
+    A day's row uses the deals strictly before that day, so a deal joined to it (at any
+    time of the same day or later) never describes itself. Keys without a deal in the
+    two windows before a day get no row for it.
+    """
+    deals = _with_dong_id(deals)
+    keys = np.unique(deals[level].astype(str).to_numpy())
+    day_ns = _ns(pd.Series(days))
+    grid_keys = np.repeat(keys, len(day_ns))
+    grid_days = np.tile(day_ns, len(keys))
+    stats = level_stats(deals, leases, level, grid_keys, grid_days)
+    recent = WindowIndex(deals[level], deals["deal_time"], deals["price"]).window(
+        grid_keys, grid_days - 2 * WINDOW.value, grid_days
+    )[1]
+    keep = recent > 0
+    frame = pd.DataFrame({level: grid_keys[keep]})
+    frame["event_timestamp"] = pd.to_datetime(grid_days[keep], utc=True)
+    for name in LEVEL_FEATURES:
+        frame[name] = stats[name][keep]
+    return frame.reset_index(drop=True)

@@ -60,6 +60,41 @@ class Points:
         _, index = self.tree.query(_unit_xyz(np.array([lat]), np.array([lon]))[0])
         return float(haversine_m(lat, lon, self.lat[index], self.lon[index]))
 
+    def nearest_many(self, lat: ArrayLike, lon: ArrayLike) -> NDArray[np.float64]:
+        """:meth:`nearest_m` for arrays in one tree query; NaN where a coordinate is NaN."""
+        la, lo = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        out = np.full(la.shape, np.nan)
+        ok = ~(np.isnan(la) | np.isnan(lo))
+        if ok.any():
+            _, index = self.tree.query(_unit_xyz(la[ok], lo[ok]))
+            out[ok] = haversine_m(la[ok], lo[ok], self.lat[index], self.lon[index])
+        return out
+
+    def weighted_within_many(
+        self, lat: ArrayLike, lon: ArrayLike, radius_m: float, k: int = 64
+    ) -> NDArray[np.float64]:
+        """:meth:`weighted_within` for arrays: one k-nearest query, exact fallback when the
+        k-th neighbour is still inside the radius (more than k points around)."""
+        la, lo = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        out = np.full(la.shape, np.nan)
+        ok = np.flatnonzero(~(np.isnan(la) | np.isnan(lo)))
+        if not len(ok):
+            return out
+        k = min(k, len(self.lat))
+        chord, index = self.tree.query(
+            _unit_xyz(la[ok], lo[ok]), k=k, distance_upper_bound=_chord(radius_m) * 1.001
+        )
+        chord, index = chord.reshape(len(ok), k), index.reshape(len(ok), k)
+        found = np.isfinite(chord)
+        safe = np.where(found, index, 0)
+        d = haversine_m(la[ok, None], lo[ok, None], self.lat[safe], self.lon[safe])
+        inside = found & (d < radius_m)
+        out[ok] = np.sum(np.where(inside, self.weight[safe] * (1.0 - d / radius_m), 0.0), axis=1)
+        for row in np.flatnonzero(found[:, -1]):  # possibly more than k within the radius
+            i = ok[row]
+            out[i] = self.weighted_within(float(la[i]), float(lo[i]), radius_m)
+        return out
+
     def weighted_within(
         self, lat: float | None, lon: float | None, radius_m: float
     ) -> float | None:

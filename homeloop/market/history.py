@@ -42,3 +42,17 @@ def deal_history(
             "true_price": true,
         }
     )
+
+
+def lease_history(
+    market: Market, n_leases: int, start: datetime, end: datetime, seed: int
+) -> pd.DataFrame:
+    """``n_leases`` 전세 deals in [start, end): place columns, deal_time, area_sqm, deposit.
+
+    Deposits are 55–70% of the unit's true price, the range the simulator's listings use.
+    """
+    deals = deal_history(market, n_leases, start, end, seed=seed + 1)
+    rng = np.random.default_rng(seed + 2)
+    deposit = deals["true_price"].to_numpy() * rng.uniform(0.55, 0.70, n_leases)
+    columns = ["complex_id", "region_code", "dong", "area_sqm", "floor", "deal_time"]
+    return deals[columns].assign(deposit=np.round(deposit).astype(np.int64))

@@ -3,8 +3,19 @@
 import math
 from datetime import UTC, datetime
 
+import numpy as np
+
+from homeloop import geo
 from homeloop.events import ListingEvent
-from homeloop.features import MODEL_FEATURES, building_age, feature_vector, listing_features
+from homeloop.features import (
+    LISTING_FEATURES,
+    MODEL_FEATURES,
+    building_age,
+    event_columns,
+    feature_vector,
+    listing_feature_columns,
+    listing_features,
+)
 from homeloop.units import SQM_PER_PYEONG, price_per_pyeong, to_manwon
 from tests.factories import listing_event
 
@@ -35,7 +46,8 @@ def test_listing_features_as_of_event_time() -> None:
     row = listing_features(event())
     assert row["building_age"] == 16.0
     assert math.isclose(row["asking_price_per_pyeong"] or 0, 4_000.0)
-    assert set(row) == set(MODEL_FEATURES)
+    assert set(row) == set(LISTING_FEATURES)
+    assert row["floor_penalty"] == 0.0
 
 
 def test_missing_values_stay_missing() -> None:
@@ -45,3 +57,47 @@ def test_missing_values_stay_missing() -> None:
     assert len(vector) == len(MODEL_FEATURES)
     assert math.isnan(vector[MODEL_FEATURES.index("lat")])
     assert vector[MODEL_FEATURES.index("floor")] == 7.0
+
+
+def test_geo_features_come_from_the_station_and_school_tables() -> None:
+    row = listing_features(event(lat=37.5665, lon=126.9780))
+    assert row["subway_distance_m"] == geo.subway_distance_m(37.5665, 126.9780)
+    assert row["school_score"] == geo.school_score(37.5665, 126.9780)
+    assert listing_features(event(lat=None, lon=None))["subway_distance_m"] is None
+
+
+def test_implausible_values_are_missing_and_flagged_not_guessed() -> None:
+    events = [
+        event(),
+        event(area_sqm=900.0),
+        event(floor=120),
+        event(build_year=2040),
+        event(asking_price=5),
+        event(lat=None, lon=None),
+    ]
+    columns, at = event_columns(events)
+    features, flags = listing_feature_columns(columns, at)
+    assert not any(flag[0] for flag in flags.values())
+    assert flags["absurd_area"].tolist() == [False, True, False, False, False, False]
+    assert np.isnan(features["area_sqm"][1]) and np.isnan(features["asking_price_per_pyeong"][1])
+    assert flags["absurd_floor"][2] and np.isnan(features["floor_penalty"][2])
+    assert flags["absurd_build_year"][3] and np.isnan(features["building_age"][3])
+    assert flags["absurd_asking_price"][4] and np.isnan(features["asking_price_per_pyeong"][4])
+    assert flags["missing_coordinates"][5] and np.isnan(features["school_score"][5])
+    # everything else of a flagged row is still computed
+    assert features["area_sqm"][2] == events[2].area_sqm and features["floor"][1] == 7.0
+
+
+def test_a_batch_equals_its_rows_one_by_one() -> None:
+    events = [
+        event(floor=f, area_sqm=40.0 + f, asking_price=None if f % 3 else 90_000)
+        for f in range(1, 30)
+    ]
+    columns, at = event_columns(events)
+    features, _ = listing_feature_columns(columns, at)
+    for i, one in enumerate(events):
+        assert np.allclose(
+            feature_vector(listing_features(one), LISTING_FEATURES),
+            [features[name][i] for name in LISTING_FEATURES],
+            equal_nan=True,
+        )

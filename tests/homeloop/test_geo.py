@@ -52,3 +52,21 @@ def test_real_tables_load() -> None:
     assert len(stations().lat) == 304 and len(schools().lat) > 1_400
     assert set(np.unique(schools().weight)) == {0.3, 0.6, 0.8, 1.0}
     assert math.isfinite(school_score(37.55, 127.08) or 0.0)
+
+
+def test_vectorised_queries_equal_the_one_point_queries() -> None:
+    rng = np.random.default_rng(1)
+    lat = np.r_[rng.uniform(37.45, 37.68, 300), np.nan, 37.5]
+    lon = np.r_[rng.uniform(126.85, 127.15, 300), 127.0, np.nan]
+    near = stations().nearest_many(lat, lon)
+    # k=4 forces the exact fallback wherever more than 4 schools are within the radius.
+    for k in (64, 4):
+        score = schools().weighted_within_many(lat, lon, SCHOOL_RADIUS_M, k=k)
+        for i in range(len(lat)):
+            one = school_score(
+                None if np.isnan(lat[i]) else lat[i], None if np.isnan(lon[i]) else lon[i]
+            )
+            assert (one is None and np.isnan(score[i])) or score[i] == pytest.approx(one, abs=1e-9)
+    for i in range(300):
+        assert near[i] == pytest.approx(subway_distance_m(lat[i], lon[i]), abs=1e-6)
+    assert np.isnan(near[300]) and np.isnan(near[301])
