@@ -1,8 +1,8 @@
 """The Feast feature store, configured from settings rather than from a YAML file.
 
 Registry in PostgreSQL (shared by every deployable), online store in Redis, offline
-store as Parquet files under ``data_dir/offline``. One Feast project per settings
-object, which is also how tests isolate themselves.
+store in PostgreSQL (the tables of migration 0002, in ``settings.db_schema``). One Feast
+project per settings object, which is also how tests isolate themselves.
 """
 
 from __future__ import annotations
@@ -16,13 +16,17 @@ from homeloop.settings import Settings
 
 if TYPE_CHECKING:
     from feast import FeatureStore
+    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import (
+        PostgreSQLOfflineStoreConfig,
+    )
     from feast.repo_config import RepoConfig
 
 logger = logging.getLogger(__name__)
 
 FEATURE_SERVICE = "price_model_v1"
 LISTING_VIEW = "listing_features"
-LISTING_PUSH = "listing_push"
+ENGAGEMENT_VIEW = "engagement_features"
+MARKET_VIEWS = ("complex_market", "dong_market", "region_market")
 
 
 def redis_connection_string(redis_url: str) -> str:
@@ -43,8 +47,25 @@ def redis_connection_string(redis_url: str) -> str:
     return out
 
 
+def postgres_offline_config(settings: Settings) -> PostgreSQLOfflineStoreConfig:
+    """Feast's PostgreSQL offline store on homeloop's database and schema."""
+    from feast.infra.offline_stores.contrib.postgres_offline_store.postgres import (
+        PostgreSQLOfflineStoreConfig,
+    )
+
+    parts = urlsplit(settings.require().database_url)
+    return PostgreSQLOfflineStoreConfig(
+        host=parts.hostname or "localhost",
+        port=parts.port or 5432,
+        database=parts.path.lstrip("/") or "postgres",
+        db_schema=settings.db_schema,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        sslmode="prefer",
+    )
+
+
 def repo_config(settings: Settings) -> RepoConfig:
-    from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
     from feast.infra.online_stores.redis import RedisOnlineStoreConfig
     from feast.infra.registry.sql import SqlRegistryConfig
     from feast.repo_config import RepoConfig
@@ -62,15 +83,15 @@ def repo_config(settings: Settings) -> RepoConfig:
         online_store=RedisOnlineStoreConfig(
             connection_string=redis_connection_string(services.redis_url)
         ),
-        offline_store=DaskOfflineStoreConfig(),
+        offline_store=postgres_offline_config(settings),
         entity_key_serialization_version=3,
-        repo_path=offline_dir(settings),
+        repo_path=repo_dir(settings),
     )
 
 
-def offline_dir(settings: Settings) -> Path:
-    """Where the Parquet offline store lives; FileSource paths are relative to it."""
-    path = (settings.data_dir / "offline").resolve()
+def repo_dir(settings: Settings) -> Path:
+    """Feast's repo path (it keeps nothing there that homeloop reads)."""
+    path = (settings.data_dir / "feast").resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -79,7 +100,7 @@ def feature_store(settings: Settings) -> FeatureStore:
     from feast import FeatureStore
 
     config = repo_config(settings)
-    return FeatureStore(config=config, repo_path=str(offline_dir(settings)))
+    return FeatureStore(config=config, repo_path=str(repo_dir(settings)))
 
 
 def apply_repo(settings: Settings) -> None:
