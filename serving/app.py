@@ -50,9 +50,9 @@ class ServingState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.slots = ModelSlots()
-        self.features = FeatureReader(settings)
         self.publisher = PredictionPublisher(settings)
         self.redis = aioredis.from_url(settings.require().redis_url)
+        self.features = FeatureReader(settings, self.redis)
         self.load_error: str | None = None
 
     async def load_champion(self) -> None:
@@ -93,8 +93,6 @@ def create_app(settings: Settings) -> FastAPI:
         await state.publisher.start()
         await state.load_champion()
         watcher = asyncio.create_task(state.wait_for_champion(), name="champion-watcher")
-        # Warm the feature store's registry cache off the first request's path.
-        await asyncio.to_thread(lambda: state.features.store.list_feature_views())
         yield
         watcher.cancel()
         await state.publisher.stop()
@@ -121,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
             REQUESTS.labels("/v1/predictions", "503", "none").inc()
             raise HTTPException(503, f"no model loaded: {state.load_error or 'loading'}")
         t0 = time.perf_counter()
-        row = await state.features.read(body.listing_id, model.features)
+        row = await state.features.read(body.listing_id)
         FEATURE_READ_SECONDS.observe(time.perf_counter() - t0)
         if row is None:
             REQUESTS.labels("/v1/predictions", "404", CHAMPION).inc()

@@ -1,36 +1,20 @@
-"""Reads a listing's features from the online store for the model's columns."""
+"""A listing's features for a request, through the one-round-trip online reader."""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING
+import redis.asyncio as aioredis
 
 from homeloop.features import FeatureRow
-from homeloop.featurestore import LISTING_VIEW, feature_store
+from homeloop.online_reader import OnlineReader
 from homeloop.settings import Settings
-
-if TYPE_CHECKING:
-    from feast import FeatureStore
 
 
 class FeatureReader:
     """Online features by listing id; ``None`` when the store has never seen the listing."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
+        self._reader = OnlineReader(redis, settings.feast_project)
 
-    @cached_property
-    def store(self) -> FeatureStore:
-        """Created on first use, so building the component connects to nothing."""
-        return feature_store(self._settings)
-
-    async def read(self, listing_id: str, columns: tuple[str, ...]) -> FeatureRow | None:
-        refs = [f"{LISTING_VIEW}:{name}" for name in columns]
-        response = await self.store.get_online_features_async(
-            features=refs, entity_rows=[{"listing_id": listing_id}]
-        )
-        values = response.to_dict()
-        row: FeatureRow = {name: values[name][0] for name in columns}
-        if all(v is None for v in row.values()):
-            return None
-        return row
+    async def read(self, listing_id: str) -> FeatureRow | None:
+        features = await self._reader.read([listing_id])
+        return features.row(0) if features.found[0] else None

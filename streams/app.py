@@ -1,30 +1,94 @@
-"""The faust-streaming app: topics and agents, built from settings by a factory.
+"""The faust-streaming app: the feature agents, the web pages, built by a factory.
 
 A factory rather than a module-level app, so importing this module connects to nothing
-and tests can build apps with their own topic prefix.
+and tests can build apps with their own topic prefix. The feature agents are batch
+agents (:mod:`streams.batch_agent`) run as a faust service: faust gives the worker its
+lifecycle, signals, web server and logging; aiokafka gives the agents whole batches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from homeloop.events import Event, ListingEvent, UserEvent
 from homeloop.settings import Settings
-from homeloop.topics import BY_NAME
-from streams.decoding import Decoded, dead_letter, decode
-from streams.metrics import DEAD_LETTERS, EVENTS
-from streams.online_writer import OnlineFeatureWriter
+from streams.batch_agent import BatchAgent
+from streams.dead_letters import DeadLetters
+from streams.engagement_agent import SWEEP_EVERY_S, EngagementAgent
+from streams.listing_agent import ListingAgent
+from streams.offline_log import OfflineLog
 
 logger = logging.getLogger(__name__)
 
-# Micro-batches: at most this many events, or whatever arrived within this many seconds.
-BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.02
+# Micro-batches: at most this many events, or whatever arrived within this many ms.
+BATCH_MAX = 2_000
+BATCH_WITHIN_MS = 5
+
+
+class FeatureStreams(Service):
+    """The listing and engagement agents with the connections they share."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.agents: list[BatchAgent] = []
+        self.engagement: EngagementAgent | None = None
+
+    async def on_start(self) -> None:
+        settings = self.settings
+        services = settings.require()
+        self.redis = aioredis.from_url(services.redis_url)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=services.kafka_bootstrap_servers, linger_ms=5, acks="all"
+        )
+        await self.producer.start()
+        self.offline = OfflineLog(settings)
+        letters = settings.topic("dead-letter")
+        listing = ListingAgent(
+            settings,
+            self.redis,
+            self.offline,
+            DeadLetters(self.producer, letters, ListingAgent.name),
+        )
+        self.engagement = EngagementAgent(
+            settings,
+            self.redis,
+            self.offline,
+            DeadLetters(self.producer, letters, EngagementAgent.name),
+        )
+        for handler in (listing, self.engagement):
+            agent = BatchAgent(
+                settings,
+                topic=handler.topic,
+                group_id=f"{settings.topic_prefix}homeloop-{handler.name}",
+                handler=handler,
+                max_records=BATCH_MAX,
+                within_ms=BATCH_WITHIN_MS,
+                loop=self.loop,
+                beacon=self.beacon,
+            )
+            self.agents.append(agent)
+        # Started together: each joins its consumer group, which takes seconds, in parallel.
+        await asyncio.gather(*(self.add_runtime_dependency(agent) for agent in self.agents))
+
+    async def on_stop(self) -> None:
+        for agent in self.agents:
+            await agent.stop()
+        await self.producer.stop()
+        await self.offline.close()
+        await self.redis.aclose()
+
+    @Service.timer(SWEEP_EVERY_S)
+    async def _sweep(self) -> None:
+        if self.engagement is not None:
+            await self.engagement.sweep()
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -48,70 +112,12 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
     )
 
-    def raw_topic(name: str) -> faust.TopicT:
-        return app.topic(
-            settings.topic(name),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=BY_NAME[name].partitions,
-        )
-
-    listings = raw_topic("listings")
-    user_events = raw_topic("user-events")
-    dead_letters = raw_topic("dead-letter")
-    writer = OnlineFeatureWriter(settings)
-
-    async def decode_or_dead_letter(event: EventT, model: type[Event], consumer: str) -> Any:
-        """The decoded event, or ``None`` after sending the message to ``dead-letter``."""
-        message = event.message
-        result = decode(event.value, model)
-        if isinstance(result, Decoded):
-            return result.event
-        letter = dead_letter(
-            rejected=result,
-            raw=event.value,
-            key=event.key,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            consumer=consumer,
-        )
-        await dead_letters.send(key=message.topic.encode(), value=letter.to_bytes())
-        DEAD_LETTERS.labels(topic=message.topic, reason=result.reason).inc()
-        EVENTS.labels(topic=message.topic, outcome="dead_letter").inc()
-        logger.warning(
-            "dead-lettered topic=%s partition=%s offset=%s reason=%s",
-            message.topic,
-            message.partition,
-            message.offset,
-            letter.error,
-        )
-        return None
-
-    @app.agent(listings, name="listing-features")
-    async def listing_features(stream: StreamT) -> None:
-        """Listing events → listing features in the online store, micro-batched."""
-        # take_events acks a batch's offsets only after the loop body has run for it
-        # (faust-streaming has it; its StreamT stub does not).
-        batches = stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S)  # type: ignore[attr-defined]
-        async for batch in batches:
-            good: list[ListingEvent] = []
-            for event in batch:
-                decoded = await decode_or_dead_letter(event, ListingEvent, "listing-features")
-                if decoded is not None:
-                    good.append(decoded)
-            if good:
-                # Offsets of this batch are acked only after the write returns.
-                await writer.write(good)
-                EVENTS.labels(topic=settings.topic("listings"), outcome="ok").inc(len(good))
-
-    @app.agent(user_events, name="user-events")
-    async def count_user_events(stream: StreamT) -> None:
-        """Clicks, inquiries and contracts: validated and counted (outcomes come later)."""
-        async for event in stream.events():
-            decoded = await decode_or_dead_letter(event, UserEvent, "user-events")
-            if decoded is not None:
-                EVENTS.labels(topic=settings.topic("user-events"), outcome=decoded.type).inc()
+    # The feature agents consume through aiokafka themselves; faust's own consumer would
+    # have no topic to subscribe to (aiokafka refuses that), so faust runs without Kafka.
+    app.boot_strategy = faust.app.base.BootStrategy(app, enable_kafka=False)
+    streams = FeatureStreams(settings)
+    app.service(streams)  # type: ignore[arg-type]  # faust takes instances as well
+    app.feature_streams = streams  # type: ignore[attr-defined]  # for tests and benchmarks
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -7,10 +7,12 @@ faust's own JSON decoding stops an agent on the first value it cannot decode
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import cache
+from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from homeloop.events import DeadLetterEvent, Event
 
@@ -44,6 +46,29 @@ def decode(raw: bytes | None, model: type[E]) -> Decoded[E] | Rejected:
             f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors[:5]
         )
         return Rejected("invalid", fields)
+
+
+@cache
+def _list_adapter(model: type[E]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def decode_many(raws: Sequence[bytes | None], model: type[E]) -> list[Decoded[E] | Rejected]:
+    """:func:`decode` for a batch: one validation call for all (about 2x faster per event),
+    falling back to one call per message when any of them is bad.
+
+    The batch is validated as one JSON array, so a value that is not exactly one JSON
+    object (empty, or ``{..},{..}``) shows up as a count mismatch and takes the slow path.
+    """
+    if raws and all(raws):
+        try:
+            events = _list_adapter(model).validate_json(b"[" + b",".join(raws) + b"]")  # type: ignore[arg-type]
+        except ValidationError:
+            pass
+        else:
+            if len(events) == len(raws):
+                return [Decoded(event) for event in events]
+    return [decode(raw, model) for raw in raws]
 
 
 def dead_letter(

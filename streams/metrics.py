@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 EVENTS = Counter(
@@ -24,3 +28,27 @@ FEATURE_BATCH_SIZE = Histogram(
     "Rows per online-store write",
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500),
 )
+FEATURE_QUALITY = Counter(
+    "homeloop_feature_quality_total",
+    "Feature values left missing because the input was missing or implausible, by reason",
+    ["view", "reason"],
+)
+FEATURE_FRESHNESS = Histogram(
+    "homeloop_feature_freshness_seconds",
+    "From an event's produce time (Kafka timestamp) to its features being written online",
+    ["view"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+ENGAGEMENT_RECOUNTS = Counter(
+    "homeloop_engagement_recounts_total",
+    "Listings whose engagement windows were recounted, by cause (event or window slide)",
+    ["cause"],
+)
+
+
+def observe_freshness(view: str, records: Iterable[Any]) -> None:
+    """Produce time (the record's Kafka timestamp, ms) to now, for each record written."""
+    histogram = FEATURE_FRESHNESS.labels(view=view)
+    done_ms = time.time() * 1000
+    for record in records:
+        histogram.observe(max(0.0, done_ms - record.timestamp) / 1000)

@@ -1,98 +1,264 @@
-"""Writes listing features to the online store in micro-batches, in Feast's Redis layout.
+"""Writes stream features to the online store in micro-batches, in Feast's Redis layout.
 
-Feast's Python write path costs more than the rest of the agent (about 4,200 events/s
-through it here), so the writer speaks the online store's own layout
-(:mod:`homeloop.online_layout`) over one pipelined round trip to read the stored event
-times and one to write: what Feast would write, byte for byte (the parity test checks),
-and like Feast it never replaces a value with an older one. Writes are retried until
-they succeed, because the batch's offsets are committed only after this returns.
+Feast's Python write path costs more than the rest of an agent (about 4,200 events/s
+through it here), so the writers speak the online store's own layout
+(:mod:`homeloop.online_layout`): what Feast would write, byte for byte (the parity tests
+check). Each batch is one server-side script call, so a batch costs one round trip, and
+like Feast a value is never replaced by an older one (compare-and-set on the event time),
+which also makes replays after a crash change nothing. Writes are retried until they
+succeed, because a batch's offsets are committed only after they return.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
+import numpy as np
 import redis.asyncio as aioredis
+from numpy.typing import NDArray
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential_jitter
 
-from feature_repo.definitions import listing_features as listing_view
+from homeloop import engagement
 from homeloop import online_layout as layout
-from homeloop.events import ListingEvent
-from homeloop.features import listing_features
-from homeloop.settings import Settings
-from streams.metrics import FEATURE_BATCH_SIZE, FEATURE_WRITE_SECONDS
+from homeloop.features import LISTING_FEATURES, LISTING_KEYS
+from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW
 
 logger = logging.getLogger(__name__)
 
-VIEW = listing_view.name
-JOIN_KEY = "listing_id"
-FEATURES = tuple(f.name for f in listing_view.features)
+T = TypeVar("T")
+
+# Where the listing's market entities are: the reader follows these in the same round trip.
+MARKET_KEY_FIELDS = {
+    "complex_id": ("complex_id", "_key:complex"),
+    "dong_id": ("dong_id", "_key:dong"),
+    "region_code": ("region_code", "_key:region"),
+}
+
+# Compare-and-set of one view's fields per key. ARGV: ts field, µs field, the number of
+# value fields, their names, then per key: µs, Feast timestamp, values. Returns 1/0 per key.
+_PUT_NEWER = """
+local ts_field, us_field, nf = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local written = {}
+local at = 4 + nf
+for i, key in ipairs(KEYS) do
+  local us = tonumber(ARGV[at])
+  local prev = tonumber(redis.call('HGET', key, us_field) or '-1')
+  if us > prev then
+    local args = {ts_field, ARGV[at + 1], us_field, ARGV[at]}
+    for f = 1, nf do
+      args[#args + 1] = ARGV[3 + f]
+      args[#args + 1] = ARGV[at + 1 + f]
+    end
+    redis.call('HSET', key, unpack(args))
+    written[i] = 1
+  else
+    written[i] = 0
+  end
+  at = at + 2 + nf
+end
+return written
+"""
 
 
-def latest_per_listing(events: Sequence[ListingEvent]) -> list[ListingEvent]:
-    """Keep only each listing's newest event (by event time) from one batch."""
-    latest: dict[str, ListingEvent] = {}
-    for event in events:
-        seen = latest.get(event.listing_id)
-        if seen is None or event.event_time >= seen.event_time:
-            latest[event.listing_id] = event
-    return list(latest.values())
+async def retried(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run ``operation`` until it succeeds, backing off (offsets wait for it)."""
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential_jitter(initial=0.1, max=5.0),
+        before_sleep=before_sleep_log(logger, logging.WARNING),
+        reraise=True,
+    ):
+        with attempt:
+            return await operation()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def feature_row(event: ListingEvent) -> dict[str, float | str | None]:
-    """The listing view's values for one event, by the shared formulas."""
-    row: dict[str, float | str | None] = dict(listing_features(event))
-    row["complex_id"] = event.complex_id
-    row["region_code"] = event.region_code
-    return row
+def micros(at: datetime) -> int:
+    return round(at.timestamp() * 1_000_000)
 
 
-class OnlineFeatureWriter:
-    """Puts listing feature batches into the online store (Redis, Feast's layout)."""
+def from_micros(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
 
-    def __init__(self, settings: Settings) -> None:
-        self._project = settings.feast_project
-        self._redis = aioredis.from_url(settings.require().redis_url)
-        self._fields = {name: layout.field(VIEW, name) for name in FEATURES}
-        self._ts_field = layout.timestamp_field(VIEW)
 
-    async def write(self, events: Sequence[ListingEvent]) -> int:
-        latest = latest_per_listing(events)
-        if not latest:
+@dataclass(frozen=True)
+class ListingRows:
+    """One row per listing event; the online store keeps each listing's newest."""
+
+    event_ids: list[str]
+    listing_ids: list[str]
+    event_times: list[datetime]
+    features: Mapping[str, NDArray[np.float64]]
+    keys: Mapping[str, list[str]]  # complex_id, dong_id, region_code
+
+
+class ListingWriter:
+    """Puts listing feature rows into the online store (Redis, Feast's layout)."""
+
+    def __init__(self, redis: aioredis.Redis, project: str) -> None:
+        self._redis = redis
+        self._project = project
+        self._script = redis.register_script(_PUT_NEWER)
+        self._numeric = [layout.field(LISTING_VIEW, name) for name in LISTING_FEATURES]
+        self._strings = [layout.field(LISTING_VIEW, name) for name in LISTING_KEYS]
+        self._market = [MARKET_KEY_FIELDS[name][1].encode() for name in LISTING_KEYS]
+
+    def _args(self, rows: ListingRows) -> tuple[list[bytes], list[Any]]:
+        keys = [layout.entity_key(self._project, "listing_id", i) for i in rows.listing_ids]
+        fields = [*self._numeric, *self._strings, *self._market]
+        args: list[Any] = [
+            layout.timestamp_field(LISTING_VIEW),
+            layout.micros_field(LISTING_VIEW),
+            len(fields),
+            *fields,
+        ]
+        columns = [rows.features[name].tolist() for name in LISTING_FEATURES]
+        key_values = [rows.keys[name] for name in LISTING_KEYS]
+        for i, at in enumerate(rows.event_times):
+            args.append(micros(at))
+            args.append(layout.encode_time(at))
+            args.extend(layout.encode_double(column[i]) for column in columns)
+            args.extend(layout.encode(values[i]) for values in key_values)
+            for name, values in zip(LISTING_KEYS, key_values, strict=True):
+                args.append(layout.entity_key(self._project, name, values[i]))
+        return keys, args
+
+    async def write(self, rows: ListingRows) -> int:
+        """Writes what is newer than the stored value; returns how many listings changed."""
+        if not rows.listing_ids:
             return 0
-        started = time.perf_counter()
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
-            before_sleep=before_sleep_log(logger, logging.WARNING),
-            reraise=True,
-        ):
-            with attempt:
-                written = await self._write(latest)
-        FEATURE_WRITE_SECONDS.observe(time.perf_counter() - started)
-        FEATURE_BATCH_SIZE.observe(len(latest))
-        return written
+        keys, args = self._args(rows)
+        written = await retried(lambda: self._script(keys=keys, args=args))
+        return int(sum(written))
 
-    async def _write(self, events: list[ListingEvent]) -> int:
-        keys = [layout.entity_key(self._project, JOIN_KEY, e.listing_id) for e in events]
+
+# Engagement: add the events (idempotent by event_id), evict what no window counts, count
+# every window as of the listing's newest event time (or a later sweep time), keep the
+# next moment a count changes in the expiry schedule, and remember the as-of time.
+# KEYS[i]: the listing's Feast hash. ARGV: zset prefix, expiry key, µs field, window
+# seconds (3), then per key: listing id, as-of candidate µs, n events, (kind, id, µs)*n.
+# Returns per key: {as_of µs, counts (kinds × windows)}.
+_COUNT = """
+local prefix, expiry, us_field = ARGV[1], ARGV[2], ARGV[3]
+local windows = {tonumber(ARGV[4]) * 1e6, tonumber(ARGV[5]) * 1e6, tonumber(ARGV[6]) * 1e6}
+local kinds = {'click', 'inquiry'}
+local out = {}
+local at = 7
+for i, key in ipairs(KEYS) do
+  local listing, candidate, n = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+  at = at + 3
+  for e = 1, n do
+    redis.call('ZADD', prefix .. listing .. ':' .. ARGV[at], ARGV[at + 2], ARGV[at + 1])
+    at = at + 3
+  end
+  local as_of = math.max(candidate, tonumber(redis.call('HGET', key, us_field) or '0'))
+  local row = {string.format('%.0f', as_of)}
+  local next_change = nil
+  for _, kind in ipairs(kinds) do
+    local zkey = prefix .. listing .. ':' .. kind
+    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', string.format('%.0f', as_of - windows[3]))
+    for _, w in ipairs(windows) do
+      local lo = '(' .. string.format('%.0f', as_of - w)
+      row[#row + 1] = redis.call('ZCOUNT', zkey, lo, string.format('%.0f', as_of))
+      local oldest = redis.call('ZRANGEBYSCORE', zkey, lo, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      if oldest[2] then
+        local change = tonumber(oldest[2]) + w
+        if next_change == nil or change < next_change then next_change = change end
+      end
+    end
+  end
+  if next_change then
+    redis.call('ZADD', expiry, string.format('%.0f', next_change), listing)
+  else
+    redis.call('ZREM', expiry, listing)
+  end
+  redis.call('HSET', key, us_field, string.format('%.0f', as_of))
+  out[i] = row
+end
+return out
+"""
+
+# Listings whose counts change by ``ARGV[1]`` (µs), at most ``ARGV[2]`` of them.
+_DUE = """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+"""
+
+
+@dataclass(frozen=True)
+class EngagementRows:
+    listing_ids: list[str]
+    as_of: list[datetime]
+    counts: dict[str, list[float]]  # engagement.FEATURES
+
+
+class EngagementWriter:
+    """Sliding-window engagement counts in Redis, published in Feast's layout."""
+
+    def __init__(self, redis: aioredis.Redis, project: str) -> None:
+        self._redis = redis
+        self._project = project
+        self._count = redis.register_script(_COUNT)
+        self._due = redis.register_script(_DUE)
+        self.zset_prefix = f"homeloop:{project}:engagement:"
+        self.expiry_key = f"homeloop:{project}:engagement-expiry"
+        self._fields = [layout.field(ENGAGEMENT_VIEW, name) for name in engagement.FEATURES]
+
+    async def add(
+        self, events: Mapping[str, Sequence[tuple[str, str, datetime]]]
+    ) -> EngagementRows:
+        """Adds (kind, event_id, time) per listing; returns their counts as of each's newest."""
+        batch = {
+            listing: (max(micros(t) for _, _, t in items), items)
+            for listing, items in events.items()
+        }
+        return await self._recount(batch)
+
+    async def sweep(self, watermark: datetime, limit: int = 5_000) -> EngagementRows:
+        """Recount the listings whose windows slid past an event by ``watermark``."""
+        due = await self._due(keys=[self.expiry_key], args=[micros(watermark), limit])
+        now = micros(watermark)
+        return await self._recount({raw.decode(): (now, ()) for raw in due})
+
+    async def _recount(
+        self, batch: Mapping[str, tuple[int, Sequence[tuple[str, str, datetime]]]]
+    ) -> EngagementRows:
+        if not batch:
+            return EngagementRows([], [], {name: [] for name in engagement.FEATURES})
+        listings = list(batch)
+        keys = [layout.entity_key(self._project, "listing_id", i) for i in listings]
+        args: list[Any] = [
+            self.zset_prefix,
+            self.expiry_key,
+            layout.micros_field(ENGAGEMENT_VIEW),
+            *engagement.WINDOWS_S.values(),
+        ]
+        for listing in listings:
+            candidate, items = batch[listing]
+            args += [listing, candidate, len(items)]
+            for kind, event_id, at in items:
+                args += [kind, event_id, micros(at)]
+        result = await retried(lambda: self._count(keys=keys, args=args))
+        rows = EngagementRows(
+            listings,
+            [from_micros(int(row[0])) for row in result],
+            {
+                name: [float(row[1 + j]) for row in result]
+                for j, name in enumerate(engagement.FEATURES)
+            },
+        )
+        await retried(lambda: self._publish(keys, rows))
+        return rows
+
+    async def _publish(self, keys: list[bytes], rows: EngagementRows) -> None:
+        """The counts as Feast's engagement view (the as-of time was stored by the script)."""
+        ts_field = layout.timestamp_field(ENGAGEMENT_VIEW)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hget(key, self._ts_field)  # type: ignore[arg-type]  # bytes keys are valid
-            stored = await pipe.execute()
-        written = 0
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key, event, previous in zip(keys, events, stored, strict=True):
-                new = layout.encode_time(event.event_time)
-                if layout.decode_time_nanos(new) <= layout.decode_time_nanos(previous):
-                    continue  # a replay or an older event: the stored value stands
-                mapping: dict[bytes | str, bytes] = {self._ts_field: new}
-                for name, value in feature_row(event).items():
-                    mapping[self._fields[name]] = layout.encode(value)
-                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-                written += 1
+            for i, key in enumerate(keys):
+                mapping: dict[bytes | str, bytes] = {ts_field: layout.encode_time(rows.as_of[i])}
+                for name, field in zip(engagement.FEATURES, self._fields, strict=True):
+                    mapping[field] = layout.encode_double(rows.counts[name][i])
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # bytes keys are valid
             await pipe.execute()
-        return written
-
-    async def close(self) -> None:
-        await self._redis.aclose()

@@ -25,8 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from batch.train import train_and_register
 from homeloop.events import DeadLetterEvent, PredictionEvent, UserEvent
-from homeloop.features import feature_vector, listing_features
+from homeloop.features import LISTING_FEATURES, FeatureRow, feature_vector, listing_features
 from homeloop.featurestore import LISTING_VIEW, feature_store
+from homeloop.online_reader import OnlineReader
 from homeloop.settings import Settings
 from homeloop.simulate import Simulation
 from homeloop.stack import provision
@@ -121,26 +122,38 @@ def predict_when_ready(api_url: str, listing_id: str, timeout: float = 90) -> di
         time.sleep(0.2)
 
 
+async def read_row(settings: Settings, listing_id: str) -> FeatureRow:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(settings.require().redis_url)
+    try:
+        return (await OnlineReader(client, settings.feast_project).read([listing_id])).row(0)
+    finally:
+        await client.aclose()
+
+
 def test_served_price_is_the_model_on_the_features_the_agent_wrote(loop: Loop) -> None:
     event = listing("LOOP-1")
     asyncio.run(produce(loop.settings, "listings", [(b"LOOP-1", event.to_bytes())]))
     body = predict_when_ready(loop.api_url, "LOOP-1")
 
-    # What the agent wrote is exactly what the shared formula computes.
+    # What the agent wrote is exactly what the shared formula computes (read through Feast).
     model = load_alias(loop.settings)
     online = (
         feature_store(loop.settings)
         .get_online_features(
-            features=[f"{LISTING_VIEW}:{name}" for name in model.features],
+            features=[f"{LISTING_VIEW}:{name}" for name in LISTING_FEATURES],
             entity_rows=[{"listing_id": "LOOP-1"}],
         )
         .to_dict()
     )
-    written = {name: online[name][0] for name in model.features}
-    assert written == pytest.approx(listing_features(event))
+    written = {name: online[name][0] for name in LISTING_FEATURES}
+    assert written == pytest.approx(listing_features(event), nan_ok=True)
 
-    # And the served price is the registered model's prediction on those features.
-    expected = round(float(model.predict(np.asarray([feature_vector(written, model.features)]))[0]))
+    # And the served price is the registered model's prediction on the full online vector.
+    row = asyncio.run(read_row(loop.settings, "LOOP-1"))
+    assert {k: row[k] for k in LISTING_FEATURES} == pytest.approx(written)
+    expected = round(float(model.predict(np.asarray([feature_vector(row, model.features)]))[0]))
     assert body["price"] == expected
     assert (body["model_name"], body["model_version"], body["variant"]) == (
         loop.settings.model_name,
@@ -157,7 +170,7 @@ def test_served_price_is_the_model_on_the_features_the_agent_wrote(loop: Loop) -
     assert len(mine) == 1
     assert mine[0].predicted_price == body["price"]
     assert mine[0].user_id == "u1"
-    assert mine[0].features == pytest.approx(written)
+    assert mine[0].features == pytest.approx(row, nan_ok=True)
 
 
 def test_malformed_events_are_dead_lettered_and_the_agent_goes_on(loop: Loop) -> None:
@@ -202,7 +215,7 @@ def test_malformed_events_are_dead_lettered_and_the_agent_goes_on(loop: Loop) ->
     assert by_raw[b"\x00not json"].offset is not None
     schema_letter = by_raw[json.dumps(bad_schema).encode()]
     assert schema_letter.error.startswith("invalid") and "region_code" in schema_letter.error
-    assert by_raw[b'{"type": "purchase"}'].consumer == "user-events"
+    assert by_raw[b'{"type": "purchase"}'].consumer == "engagement-features"
     assert len(letters) == 3  # the valid contract was not dead-lettered
 
     samples = {

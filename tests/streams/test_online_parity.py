@@ -1,101 +1,152 @@
-"""The direct Redis writer writes exactly what Feast writes, and Feast reads it back."""
+"""The direct Redis writers write exactly what Feast writes, and Feast reads it back."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pandas as pd
 import pytest
 import redis
+import redis.asyncio as aioredis
+from feast.data_source import PushMode
 
 from homeloop import online_layout as layout
-from homeloop.featurestore import LISTING_PUSH, LISTING_VIEW, apply_repo, feature_store
+from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES
+from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, apply_repo, feature_store
 from homeloop.settings import Settings
-from streams.online_writer import FEATURES, OnlineFeatureWriter, feature_row
+from streams.listing_agent import listing_rows
+from streams.online_writer import EngagementWriter, ListingRows, ListingWriter
 from tests.factories import listing_event
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+R = TypeVar("R")
 
 
 def events() -> list:  # type: ignore[type-arg]
     return [
         listing_event("P-1", event_time=T0),
-        listing_event(
-            "P-2", lat=None, lon=None, asking_price=None, event_time=T0
-        ),  # missing values
+        listing_event("P-2", lat=None, lon=None, asking_price=None, event_time=T0),  # missing
         listing_event("P-3", floor=1, area_sqm=33.1, event_time=T0),
     ]
 
 
-def write_direct(settings: Settings, batch: list) -> int:  # type: ignore[type-arg]
-    async def run() -> int:
-        writer = OnlineFeatureWriter(settings)
+def with_redis(settings: Settings, action: Callable[[aioredis.Redis], Awaitable[R]]) -> R:
+    async def run() -> R:
+        client = aioredis.from_url(settings.require().redis_url)
         try:
-            return await writer.write(batch)
+            return await action(client)
         finally:
-            await writer.close()
+            await client.aclose()
 
     return asyncio.run(run())
 
 
-def test_direct_writes_are_byte_for_byte_what_feast_writes(settings: Settings) -> None:
+def write_listings(settings: Settings, rows: ListingRows) -> int:
+    return with_redis(settings, lambda r: ListingWriter(r, settings.feast_project).write(rows))
+
+
+def frame(rows: ListingRows) -> pd.DataFrame:
+    out = pd.DataFrame({"listing_id": rows.listing_ids, "event_timestamp": rows.event_times})
+    out["created"] = pd.Timestamp.now(tz="UTC")
+    for name in LISTING_FEATURES:
+        out[name] = rows.features[name]
+    for name, values in rows.keys.items():
+        out[name] = values
+    return out
+
+
+def feast_fields(client: redis.Redis, key: bytes, view: str, names: tuple[str, ...]) -> dict:  # type: ignore[type-arg]
+    """The hash fields Feast itself writes for a view: its features and its timestamp."""
+    fields = [layout.field(view, n) for n in names] + [layout.timestamp_field(view).encode()]
+    return dict(zip(fields, client.hmget(key, fields), strict=True))
+
+
+def test_direct_listing_writes_are_byte_for_byte_what_feast_writes(settings: Settings) -> None:
     feast_side = settings.model_copy(update={"feast_project": settings.feast_project + "f"})
     direct_side = settings.model_copy(update={"feast_project": settings.feast_project + "d"})
     for s in (feast_side, direct_side):
         apply_repo(s)
-    batch = events()
-
-    from feast.data_source import PushMode
-
-    frame = pd.DataFrame(
-        [
-            {"listing_id": e.listing_id, **feature_row(e), "event_timestamp": e.event_time}
-            for e in batch
-        ]
-    )
-    feature_store(feast_side).push(LISTING_PUSH, frame, to=PushMode.ONLINE)
-    assert write_direct(direct_side, batch) == 3
+    rows, _ = listing_rows(events())
+    feature_store(feast_side).push("listing_push", frame(rows), to=PushMode.ONLINE)
+    assert write_listings(direct_side, rows) == 3
 
     client = redis.Redis.from_url(settings.require().redis_url)
-    for event in batch:
-        by_feast = client.hgetall(
-            layout.entity_key(feast_side.feast_project, "listing_id", event.listing_id)
-        )
-        direct = client.hgetall(
-            layout.entity_key(direct_side.feast_project, "listing_id", event.listing_id)
-        )
-        assert by_feast and direct == by_feast, event.listing_id
+    names = (*LISTING_FEATURES, "complex_id", "dong_id", "region_code")
+    for listing in rows.listing_ids:
+        keys = [
+            layout.entity_key(s.feast_project, "listing_id", listing)
+            for s in (feast_side, direct_side)
+        ]
+        by_feast, direct = (feast_fields(client, k, LISTING_VIEW, names) for k in keys)
+        assert all(v is not None for v in by_feast.values()) and direct == by_feast, listing
     client.close()
 
-    refs = [f"{LISTING_VIEW}:{name}" for name in FEATURES]
-    rows = [{"listing_id": e.listing_id} for e in batch]
-    read = feature_store(direct_side).get_online_features(features=refs, entity_rows=rows).to_dict()
-    for i, event in enumerate(batch):
-        assert {name: read[name][i] for name in FEATURES} == pytest.approx(feature_row(event))
+    refs = [f"{LISTING_VIEW}:{name}" for name in names]
+    read = (
+        feature_store(direct_side)
+        .get_online_features(
+            features=refs, entity_rows=[{"listing_id": i} for i in rows.listing_ids]
+        )
+        .to_dict()
+    )
     assert read["lat"][1] is None and read["asking_price_per_pyeong"][1] is None
+    assert read["area_sqm"][2] == 33.1 and read["floor_penalty"][2] == -0.08
+    assert read["dong_id"][0] == "41135:정자동"
+
+
+def test_direct_engagement_writes_are_what_feast_writes(settings: Settings) -> None:
+    feast_side = settings.model_copy(update={"feast_project": settings.feast_project + "f"})
+    direct_side = settings.model_copy(update={"feast_project": settings.feast_project + "d"})
+    for s in (feast_side, direct_side):
+        apply_repo(s)
+    adds = {
+        "E-1": [("click", "e1", T0), ("click", "e2", T0 + timedelta(minutes=10))],
+        "E-2": [("inquiry", "e3", T0)],
+    }
+    written = with_redis(
+        direct_side, lambda r: EngagementWriter(r, direct_side.feast_project).add(adds)
+    )
+    pushed = pd.DataFrame({"listing_id": written.listing_ids, "event_timestamp": written.as_of})
+    pushed["created"] = pd.Timestamp.now(tz="UTC")
+    for name in ENGAGEMENT_FEATURES:
+        pushed[name] = written.counts[name]
+    feature_store(feast_side).push("engagement_push", pushed, to=PushMode.ONLINE)
+    client = redis.Redis.from_url(settings.require().redis_url)
+    for listing in adds:
+        keys = [
+            layout.entity_key(s.feast_project, "listing_id", listing)
+            for s in (feast_side, direct_side)
+        ]
+        by_feast, direct = (
+            feast_fields(client, k, ENGAGEMENT_VIEW, ENGAGEMENT_FEATURES) for k in keys
+        )
+        assert all(v is not None for v in by_feast.values()) and direct == by_feast, listing
+    client.close()
+    assert written.counts["clicks_1h"] == [2.0, 0.0] and written.counts["inquiries_7d"] == [
+        0.0,
+        1.0,
+    ]
+    assert written.as_of == [T0 + timedelta(minutes=10), T0]
 
 
 def test_replays_and_older_events_change_nothing(settings: Settings) -> None:
     apply_repo(settings)
     newer = listing_event("R-1", asking_price=120_000, event_time=T0)
     older = listing_event("R-1", asking_price=90_000, event_time=T0 - timedelta(days=1))
-    assert write_direct(settings, [newer]) == 1
-    assert write_direct(settings, [newer]) == 0  # replay after a crash
-    assert write_direct(settings, [older]) == 0  # late, older event
-    # within one batch the newest event per listing wins
-    assert (
-        write_direct(
-            settings,
-            [
-                listing_event("R-2", floor=3, event_time=T0),
-                listing_event("R-2", floor=9, event_time=T0 + timedelta(hours=1)),
-            ],
-        )
-        == 1
-    )
+    assert write_listings(settings, listing_rows([newer])[0]) == 1
+    assert write_listings(settings, listing_rows([newer])[0]) == 0  # replay after a crash
+    assert write_listings(settings, listing_rows([older])[0]) == 0  # late, older event
+    # within one batch the newest event per listing wins, whatever the order
+    batch = [
+        listing_event("R-2", floor=9, event_time=T0 + timedelta(hours=1)),
+        listing_event("R-2", floor=3, event_time=T0),
+    ]
+    assert write_listings(settings, listing_rows(batch)[0]) == 1
     read = (
         feature_store(settings)
         .get_online_features(
@@ -104,7 +155,6 @@ def test_replays_and_older_events_change_nothing(settings: Settings) -> None:
         )
         .to_dict()
     )
-    assert read["asking_price_per_pyeong"][0] == pytest.approx(
-        feature_row(newer)["asking_price_per_pyeong"]
-    )
+    expected = listing_rows([newer])[0].features["asking_price_per_pyeong"][0]
+    assert read["asking_price_per_pyeong"][0] == pytest.approx(expected)
     assert read["floor"][1] == 9.0
