@@ -8,8 +8,9 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from homeloop.events import LISTING_ATTRIBUTES, ListingEvent
-from homeloop.features import MODEL_FEATURES, feature_vector, listing_features
+from homeloop.events import LISTING_ATTRIBUTES
+from homeloop.features import MARKET_FEATURES, MODEL_FEATURES, listing_feature_columns
+from homeloop.price_levels import market_features
 
 # A deal history carries the listing's attributes except what only a live listing has.
 LISTING_COLUMNS = tuple(c for c in LISTING_ATTRIBUTES if c not in ("jeonse_price", "status"))
@@ -28,9 +29,13 @@ class TrainingSet:
         return len(self.labels)
 
 
-def from_deals(deals: pd.DataFrame) -> TrainingSet:
-    """Compute features for each deal exactly as the stream agent does for a listing event.
+def from_deals(deals: pd.DataFrame, leases: pd.DataFrame | None = None) -> TrainingSet:
+    """Features for each deal without the feature store: the same formulas, computed here.
 
+    Listing features from the deal's own attributes (as the agent computes them for a
+    listing event), market features from the other deals strictly before each one
+    (:func:`homeloop.price_levels.market_features`), engagement missing. For training
+    from the store, point-in-time, see :mod:`batch.training_set`.
     ``deals`` has the listing columns, ``deal_time`` (UTC) and ``price`` (만원).
     """
     missing = [c for c in (*LISTING_COLUMNS, "deal_time", "price") if c not in deals.columns]
@@ -39,15 +44,15 @@ def from_deals(deals: pd.DataFrame) -> TrainingSet:
     if deals.empty:
         raise ValueError("deal history is empty: nothing to train on")
     ordered = deals.sort_values("deal_time", kind="stable").reset_index(drop=True)
-    rows = []
-    for record in ordered[[*LISTING_COLUMNS, "deal_time"]].to_dict("records"):
-        event = ListingEvent(
-            event_time=record.pop("deal_time"),
-            **{k: (None if pd.isna(v) else v) for k, v in record.items()},
-        )
-        rows.append(feature_vector(listing_features(event)))
+    features = pd.DataFrame(index=ordered.index, columns=list(MODEL_FEATURES), dtype=np.float64)
+    listing, _ = listing_feature_columns(ordered, ordered["deal_time"])
+    for name, values in listing.items():
+        features[name] = values
+    market = market_features(ordered, leases, ordered.assign(as_of=ordered["deal_time"]))
+    for name in MARKET_FEATURES:
+        features[name] = market[name].to_numpy(np.float64)
     return TrainingSet(
-        features=np.asarray(rows, dtype=np.float64),
+        features=features.to_numpy(np.float64),
         labels=ordered["price"].to_numpy(dtype=np.float64),
         times=ordered["deal_time"],
     )

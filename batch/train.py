@@ -87,17 +87,18 @@ def fit(training: TrainingSet, params: dict[str, Any] | None = None) -> tuple[xg
 
 def train_and_register(
     settings: Settings,
-    deals: pd.DataFrame,
+    data: pd.DataFrame | TrainingSet,
     *,
     alias_if_missing: str = CHAMPION,
     extra_metrics: dict[str, float] | None = None,
 ) -> TrainResult:
-    """Train on ``deals``, log and register the model, and give it the alias if it is free."""
+    """Train on a training set (or deals, featurized by :func:`from_deals`), log and register
+    the model, and give it the alias if it is free."""
     import mlflow
     import mlflow.xgboost
 
     started = time.perf_counter()
-    training = from_deals(deals)
+    training = data if isinstance(data, TrainingSet) else from_deals(data)
     booster, report = fit(training)
     metrics = {**report["metrics"], **(extra_metrics or {})}
     window = (str(training.times.iloc[0]), str(training.times.iloc[-1]))

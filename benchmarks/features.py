@@ -1,0 +1,284 @@
+"""Feature figures of issue 4, each next to its baseline (Feast's Python SDK) in the same run.
+
+- stream throughput into the online store (and the offline log), one worker: listing
+  events pre-produced, then drained by the feature agents; baseline: Feast ``push``
+  one row at a time and in batches of 1,000;
+- worker start-up: from start to both agents holding their partitions;
+- freshness at a steady rate: Kafka produce time to written online (the worker's own
+  histogram), with a separate producer process sending at ``--rate`` events/s;
+- online read of one listing's full vector and of 100 listings (one round trip);
+  baseline: ``FeatureStore.get_online_features`` for the same features.
+
+Runs on the local stack (or the services given by HOMELOOP_* URLs). Prints; no asserts.
+
+    .venv/bin/python benchmarks/features.py [--events 200000] [--rate 20000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from batch.market import run_market_job  # noqa: E402
+from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES  # noqa: E402
+from homeloop.featurestore import (  # noqa: E402
+    ENGAGEMENT_VIEW,
+    LISTING_VIEW,
+    MARKET_VIEWS,
+    apply_repo,
+    feature_store,
+)
+from homeloop.market import Market  # noqa: E402
+from homeloop.market.history import deal_history, lease_history  # noqa: E402
+from homeloop.price_levels import LEVEL_FEATURES  # noqa: E402
+from homeloop.settings import Settings  # noqa: E402
+from homeloop.stack import LocalStack, provision  # noqa: E402
+from streams.app import FeatureStreams  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def events_ok(topic: str) -> float:
+    return (
+        REGISTRY.get_sample_value("homeloop_worker_events_total", {"topic": topic, "outcome": "ok"})
+        or 0.0
+    )
+
+
+def listing_payloads(market: Market, n: int, listings: int) -> list[tuple[bytes, bytes]]:
+    """``n`` listing events over ``listings`` distinct listings (updates of the same ones)."""
+    at = market.start
+    base = [market.new_listing(at) for _ in range(listings)]
+    out = []
+    for i in range(n):
+        event = base[i % listings].model_copy(
+            update={"event_time": at + timedelta(seconds=i), "event_id": uuid.uuid4()}
+        )
+        out.append((event.listing_id.encode(), event.to_bytes()))
+    return out
+
+
+async def produce(settings: Settings, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.require().kafka_bootstrap_servers, linger_ms=5
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in payloads]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def paced_producer(settings: Settings, rate: int, seconds: float) -> None:
+    """Sends listing events at ``rate``/s for ``seconds`` (run in its own process)."""
+    market = Market(seed=7)
+    payloads = listing_payloads(market, int(rate * seconds), 20_000)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.require().kafka_bootstrap_servers, linger_ms=2
+    )
+    await producer.start()
+    topic = settings.topic("listings")
+    started = time.perf_counter()
+    step = max(1, rate // 200)  # 200 bursts a second
+    try:
+        for i in range(0, len(payloads), step):
+            due = started + i / rate
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            for key, value in payloads[i : i + step]:
+                await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    print(f"producer: {len(payloads)} events in {time.perf_counter() - started:.2f} s")
+
+
+async def stream_figures(settings: Settings, n: int, rate: int, seconds: float) -> None:
+    market = Market(seed=settings.simulator_seed)
+    topic = settings.topic("listings")
+    payloads = listing_payloads(market, n, 50_000)
+    t0 = time.perf_counter()
+    await produce(settings, topic, payloads)
+    print(f"pre-produced {n:,} listing events in {time.perf_counter() - t0:.1f} s")
+
+    streams = FeatureStreams(settings)
+    started = time.perf_counter()
+    await streams.start()
+    await asyncio.gather(*(agent.assigned.wait() for agent in streams.agents))
+    print(f"worker start-up to partitions assigned: {time.perf_counter() - started:.2f} s")
+    base = events_ok(topic)
+    first = None
+    while events_ok(topic) - base < n:
+        if first is None and events_ok(topic) > base:
+            first = time.perf_counter()
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - (first or started)
+    print(f"stream throughput: {n:,} events in {elapsed:.2f} s = {n / elapsed:,.0f} events/s")
+
+    # Freshness at a steady rate, a separate process producing.
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--produce", str(rate), "--seconds", str(seconds)],
+        env={**os.environ, **settings.as_env()},
+    )
+    before = _histogram("listing_features")
+    target = events_ok(topic) + int(rate * seconds)
+    while events_ok(topic) < target:
+        await asyncio.sleep(0.05)
+    child.wait()
+    after = _histogram("listing_features")
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1]
+    p50 = next(b for b, c in zip(bounds, counts, strict=True) if c >= 0.5 * total)
+    p99 = next(b for b, c in zip(bounds, counts, strict=True) if c >= 0.99 * total)
+    print(
+        f"freshness at {rate:,}/s for {seconds:.0f} s ({int(total):,} events): "
+        f"p50 <= {p50 * 1000:.0f} ms, p99 <= {p99 * 1000:.0f} ms (histogram bucket bounds)"
+    )
+    await streams.stop()
+
+
+def _histogram(view: str) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for metric in REGISTRY.collect():
+        if metric.name != "homeloop_feature_freshness_seconds":
+            continue
+        for s in metric.samples:
+            if s.name.endswith("_bucket") and s.labels.get("view") == view:
+                out[float(s.labels["le"])] = s.value
+    return out
+
+
+def sdk_push(settings: Settings) -> None:
+    store = feature_store(settings)
+    market = Market(seed=3)
+    rows = [market.new_listing(market.start) for _ in range(1_000)]
+    from streams.listing_agent import listing_rows
+
+    data, _ = listing_rows(rows)
+    frame = pd.DataFrame({"listing_id": data.listing_ids, "event_timestamp": data.event_times})
+    frame["created"] = pd.Timestamp.now(tz="UTC")
+    for name in LISTING_FEATURES:
+        frame[name] = data.features[name]
+    for name, values in data.keys.items():
+        frame[name] = values
+    from feast.data_source import PushMode
+
+    t0 = time.perf_counter()
+    for i in range(200):
+        store.push("listing_push", frame.iloc[[i]], to=PushMode.ONLINE)
+    one = 200 / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        store.push("listing_push", frame, to=PushMode.ONLINE)
+    batched = 10_000 / (time.perf_counter() - t0)
+    print(
+        f"baseline Feast push: one by one {one:,.0f} rows/s, batches of 1,000 {batched:,.0f} rows/s"
+    )
+
+
+async def read_figures(settings: Settings, repeats: int) -> None:
+    import redis.asyncio as aioredis
+
+    from homeloop.online_reader import OnlineReader
+
+    client = aioredis.from_url(settings.require().redis_url)
+    reader = OnlineReader(client, settings.feast_project)
+    from homeloop.db import connect
+
+    with connect(settings) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT listing_id, complex_id, dong_id, region_code "
+            f'FROM "{settings.db_schema}".listing_features_log LIMIT 1000'
+        ).fetchall()
+    known = [r[0] for r in rows]
+    entity = {
+        r[0]: {"listing_id": r[0], "complex_id": r[1], "dong_id": r[2], "region_code": r[3]}
+        for r in rows
+    }
+    rng = np.random.default_rng(0)
+    for size in (1, 100):
+        times = []
+        for _ in range(repeats):
+            batch = [known[i] for i in rng.integers(0, len(known), size)]
+            t0 = time.perf_counter()
+            result = await reader.read(batch)
+            times.append((time.perf_counter() - t0) * 1000)
+        assert result.found.all()
+        print(
+            f"one-round-trip reader, {size:>3} listing(s), full vector: "
+            f"p50 {pct(times, 50):.3f} ms, p99 {pct(times, 99):.3f} ms"
+        )
+    await client.aclose()
+
+    store = feature_store(settings)
+    refs = [f"{LISTING_VIEW}:{n}" for n in LISTING_FEATURES]
+    refs += [f"{ENGAGEMENT_VIEW}:{n}" for n in ENGAGEMENT_FEATURES]
+    refs += [f"{view}:{n}" for view in MARKET_VIEWS for n in LEVEL_FEATURES]
+    store.get_online_features(features=refs, entity_rows=[entity[known[0]]])  # warm
+    for size in (1, 100):
+        times = []
+        for _ in range(max(50, repeats // 10)):
+            batch = [entity[known[i]] for i in rng.integers(0, len(known), size)]
+            t0 = time.perf_counter()
+            store.get_online_features(features=refs, entity_rows=batch)
+            times.append((time.perf_counter() - t0) * 1000)
+        print(
+            f"baseline Feast get_online_features, {size:>3} listing(s), the same features: "
+            f"p50 {pct(times, 50):.3f} ms, p99 {pct(times, 99):.3f} ms"
+        )
+
+
+def prepare(settings: Settings) -> None:
+    provision(settings)
+    market = Market(seed=settings.simulator_seed)
+    since, until = market.start - timedelta(days=120), market.start
+    deals = deal_history(market, 8_000, since, until, seed=1)
+    leases = lease_history(market, 4_000, since, until, seed=1)
+    run_market_job(settings, until - timedelta(days=3), until, deals=deals, leases=leases)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--reads", type=int, default=2_000)
+    parser.add_argument("--produce", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.produce:
+        asyncio.run(paced_producer(Settings(), args.produce, args.seconds))
+        return
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalStack(Settings(environment="test", data_dir=Path(tmp)), Path(tmp)) as settings,
+    ):
+        settings = settings.model_copy(update={"topic_prefix": "bench.", "feast_project": "bench"})
+        prepare(settings)
+        apply_repo(settings)
+        asyncio.run(stream_figures(settings, args.events, args.rate, args.seconds))
+        asyncio.run(read_figures(settings, args.reads))
+        sdk_push(settings)
+
+
+if __name__ == "__main__":
+    main()
