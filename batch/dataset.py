@@ -10,7 +10,7 @@ import pandas as pd
 
 from homeloop.events import LISTING_ATTRIBUTES
 from homeloop.features import MARKET_FEATURES, MODEL_FEATURES, listing_feature_columns
-from homeloop.price_levels import market_features
+from homeloop.price_levels import day_start, market_features
 
 # A deal history carries the listing's attributes except what only a live listing has.
 LISTING_COLUMNS = tuple(c for c in LISTING_ATTRIBUTES if c not in ("jeonse_price", "status"))
@@ -29,7 +29,9 @@ class TrainingSet:
         return len(self.labels)
 
 
-def from_deals(deals: pd.DataFrame, leases: pd.DataFrame | None = None) -> TrainingSet:
+def from_deals(
+    deals: pd.DataFrame, leases: pd.DataFrame | None = None, *, daily: bool = True
+) -> TrainingSet:
     """Features for each deal without the feature store: the same formulas, computed here.
 
     Listing features from the deal's own attributes (as the agent computes them for a
@@ -48,7 +50,8 @@ def from_deals(deals: pd.DataFrame, leases: pd.DataFrame | None = None) -> Train
     listing, _ = listing_feature_columns(ordered, ordered["deal_time"])
     for name, values in listing.items():
         features[name] = values
-    market = market_features(ordered, leases, ordered.assign(as_of=ordered["deal_time"]))
+    as_of = day_start(ordered["deal_time"]) if daily else ordered["deal_time"]
+    market = market_features(ordered, leases, ordered.assign(as_of=as_of))
     for name in MARKET_FEATURES:
         features[name] = market[name].to_numpy(np.float64)
     return TrainingSet(

@@ -19,7 +19,7 @@ import pandas as pd
 from psycopg import sql
 
 from homeloop.db import connect
-from homeloop.price_levels import LEVEL_FEATURES, LEVELS, WINDOW, daily_snapshots
+from homeloop.price_levels import LEVEL_FEATURES, LEVELS, SNAPSHOT_TZ, WINDOW, daily_snapshots
 from homeloop.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,6 @@ logger = logging.getLogger(__name__)
 TABLES = dict(
     zip(LEVELS, ("market_complex_daily", "market_dong_daily", "market_region_daily"), strict=True)
 )
-KST = "Asia/Seoul"
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,9 @@ class MarketRun:
 
 def kst_days(since: datetime, until: datetime) -> pd.DatetimeIndex:
     """Midnights (Seoul) in [since, until], as UTC instants."""
-    first = pd.Timestamp(since).tz_convert(KST).ceil("D")
-    return pd.date_range(first, pd.Timestamp(until).tz_convert(KST), freq="D").tz_convert("UTC")
+    first = pd.Timestamp(since).tz_convert(SNAPSHOT_TZ).ceil("D")
+    last = pd.Timestamp(until).tz_convert(SNAPSHOT_TZ)
+    return pd.date_range(first, last, freq="D").tz_convert("UTC")
 
 
 def deals_from_db(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -123,13 +123,18 @@ def listing_feature_columns(
     usable_asking = (asking > 0) & ~flags["absurd_asking_price"]
     with np.errstate(invalid="ignore", divide="ignore"):
         per_pyeong = np.where(usable_asking, asking / (area / SQM_PER_PYEONG), np.nan)
+    # Listings share their complex's coordinates: each distinct point is looked up once.
+    points, inverse = np.unique(np.column_stack([lat, lon]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    subway = geo.stations().nearest_many(points[:, 0], points[:, 1])
+    school = geo.schools().weighted_within_many(points[:, 0], points[:, 1], geo.SCHOOL_RADIUS_M)
     features = {
         "area_sqm": area,
         "floor": floor,
         "floor_penalty": floor_penalty(floor),
         "building_age": age,
-        "subway_distance_m": geo.stations().nearest_many(lat, lon),
-        "school_score": geo.schools().weighted_within_many(lat, lon, geo.SCHOOL_RADIUS_M),
+        "subway_distance_m": subway[inverse],
+        "school_score": school[inverse],
         "asking_price_per_pyeong": per_pyeong,
         "lat": lat,
         "lon": lon,

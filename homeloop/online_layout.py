@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 
+import numpy as np
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
+from numpy.typing import NDArray
 
 ENTITY_KEY_VERSION = 3
 # ``feast.types.Value`` with only ``double_val`` (field 5, fixed64) set: tag byte + 8 bytes.
@@ -45,6 +48,31 @@ def encode_double(value: float) -> bytes:
     if value != value:  # NaN
         return _MISSING
     return _DOUBLE_TAG + struct.pack("<d", value)
+
+
+def double_blobs(columns: Sequence[NDArray[np.float64]]) -> list[bytes]:
+    """Per row, the columns' values as consecutive 9-byte :func:`encode_double` values
+    (vectorised), except that a missing value is 9 bytes with tag 0 so rows stay fixed-size;
+    the writer's script turns those into Feast's empty value."""
+    values = np.column_stack(columns).astype(np.float64)
+    packed = np.empty(values.shape, dtype=[("tag", "u1"), ("value", "<f8")])
+    packed["value"] = np.nan_to_num(values)
+    packed["tag"] = np.where(np.isnan(values), 0, _DOUBLE_TAG[0])
+    raw, width = packed.tobytes(), 9 * values.shape[1]
+    return [raw[i : i + width] for i in range(0, len(raw), width)]
+
+
+def decode_double_blob(blob: bytes) -> NDArray[np.float64]:
+    """Consecutive 9-byte values (as :func:`double_blobs` makes them, or as the reader's
+    script returns them) as floats, NaN where the tag is not a double's."""
+    packed = np.frombuffer(blob, dtype=[("tag", "u1"), ("value", "<f8")])
+    return np.where(packed["tag"] == _DOUBLE_TAG[0], packed["value"], np.nan)
+
+
+@lru_cache(maxsize=65_536)
+def encode_string(value: str) -> bytes:
+    """:func:`encode` for a string (cached: ids and codes repeat)."""
+    return Value(string_val=value).SerializeToString()
 
 
 def decode_double(raw: bytes | None) -> float:
@@ -83,6 +111,23 @@ def decode(raw: bytes | None) -> float | str | None:
         return None
     result: float | str = getattr(value, kind)
     return result
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_time_us(us: int) -> bytes:
+    """:func:`encode_time` from epoch microseconds, without protobuf (the hot path):
+    ``seconds`` (field 1) and ``nanos`` (field 2) as varints, zero fields omitted."""
+    seconds, rest = divmod(us, 1_000_000)
+    out = b"\x08" + _varint(seconds) if seconds else b""
+    return out + (b"\x10" + _varint(rest * 1000) if rest else b"")
 
 
 def encode_time(at: datetime) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -26,6 +27,10 @@ from homeloop.price_levels import LEVEL_FEATURES, resolve
 
 POINTERS = ("_key:complex", "_key:dong", "_key:region")
 
+# Returns {values, stamps}: ``values`` every listing's fields (its own, then its complex,
+# dong and region market fields) as consecutive 9-byte Feast doubles, a missing value as
+# nine zero bytes, so the client decodes all of it in one vectorised step; ``stamps`` the
+# µs event time of each listing's features (false when the store does not know it).
 _READ = """
 local nl = tonumber(ARGV[1])
 local listing_fields = {}
@@ -36,24 +41,33 @@ local market_fields = {{}, {}, {}}
 for l = 1, 3 do
   for i = 1, nm do market_fields[l][i] = ARGV[pos]; pos = pos + 1 end
 end
-local pointers = {'_key:complex', '_key:dong', '_key:region'}
-local out = {}
+local stamp_field = ARGV[pos]
+local pointers = {'_key:complex', '_key:dong', '_key:region', stamp_field}
+local missing = string.rep('\\0', 9)
+local parts, stamps = {}, {}
+local function put(values, n)
+  for i = 1, n do
+    local v = values[i]
+    if v and #v == 9 then parts[#parts + 1] = v else parts[#parts + 1] = missing end
+  end
+end
 for i, key in ipairs(KEYS) do
-  local row = {redis.call('HMGET', key, unpack(listing_fields))}
+  put(redis.call('HMGET', key, unpack(listing_fields)), nl)
   local targets = redis.call('HMGET', key, unpack(pointers))
   for l = 1, 3 do
     if targets[l] then
-      row[l + 1] = redis.call('HMGET', targets[l], unpack(market_fields[l]))
+      put(redis.call('HMGET', targets[l], unpack(market_fields[l])), nm)
     else
-      row[l + 1] = {}
+      put({}, nm)
     end
   end
-  out[i] = row
+  stamps[i] = targets[4] or false
 end
-return out
+return {table.concat(parts), stamps}
 """
 
 _COLUMN = {name: i for i, name in enumerate(MODEL_FEATURES)}
+_OWN_COLUMNS = [_COLUMN[name] for name in (*LISTING_FEATURES, *ENGAGEMENT_FEATURES)]
 
 
 @dataclass(frozen=True)
@@ -82,10 +96,10 @@ class OnlineReader:
             layout.field(LISTING_VIEW, n) for n in LISTING_FEATURES
         ]
         listing_fields += [layout.field(ENGAGEMENT_VIEW, n) for n in ENGAGEMENT_FEATURES]
-        listing_fields.append(layout.micros_field(LISTING_VIEW))
         args: list[bytes | str | int] = [len(listing_fields), *listing_fields, len(LEVEL_FEATURES)]
         for view in MARKET_VIEWS:
             args += [layout.field(view, n) for n in LEVEL_FEATURES]
+        args.append(layout.micros_field(LISTING_VIEW))
         self._args = args
 
     async def read(self, listing_ids: Sequence[str]) -> OnlineFeatures:
@@ -94,25 +108,24 @@ class OnlineReader:
         return decode_rows(list(listing_ids), raw)
 
 
-def decode_rows(listing_ids: list[str], raw: list[list[list[bytes | None]]]) -> OnlineFeatures:
+_SLOTS = len(LISTING_FEATURES) + len(ENGAGEMENT_FEATURES) + len(MARKET_VIEWS) * len(LEVEL_FEATURES)
+
+
+def decode_rows(listing_ids: list[str], raw: list[Any]) -> OnlineFeatures:
     """The script's reply as the model's matrix (pure: unit-tested without Redis)."""
     n = len(listing_ids)
+    blob, stamps = (raw[0], raw[1]) if raw else (b"", [])
+    values = layout.decode_double_blob(blob).reshape(n, _SLOTS)
+    own = len(LISTING_FEATURES) + len(ENGAGEMENT_FEATURES)
     matrix = np.full((n, len(MODEL_FEATURES)), np.nan)
-    found = np.zeros(n, dtype=bool)
-    updated = np.full(n, np.nan)
-    own = (*LISTING_FEATURES, *ENGAGEMENT_FEATURES)
-    own_columns = [_COLUMN[name] for name in own]
-    levels = [{name: np.full(n, np.nan) for name in LEVEL_FEATURES} for _ in MARKET_VIEWS]
-    for i, (listing, *markets) in enumerate(raw):
-        stamp = listing[len(own)]
-        if stamp is not None:
-            found[i] = True
-            updated[i] = float(stamp)
-        matrix[i, own_columns] = [layout.decode_double(v) for v in listing[: len(own)]]
-        for level, values in zip(levels, markets, strict=True):
-            for name, value in zip(LEVEL_FEATURES, values, strict=False):
-                level[name][i] = layout.decode_double(value)
+    matrix[:, _OWN_COLUMNS] = values[:, :own]
+    width = len(LEVEL_FEATURES)
+    levels = [
+        {name: values[:, own + level * width + j] for j, name in enumerate(LEVEL_FEATURES)}
+        for level in range(len(MARKET_VIEWS))
+    ]
     resolved, _ = resolve(levels)
     for name, column in resolved.items():
         matrix[:, _COLUMN[name]] = column
-    return OnlineFeatures(listing_ids, matrix, found, updated)
+    updated = np.array([np.nan if s is None else float(s) for s in stamps], dtype=np.float64)
+    return OnlineFeatures(listing_ids, matrix, ~np.isnan(updated), updated.reshape(n))

@@ -31,6 +31,7 @@ WINDOW = pd.Timedelta(days=91)
 MIN_DEALS = 5
 LEVELS = ("complex_id", "dong_id", "region_code")
 LEVEL_NAMES = ("complex", "dong", "region")
+SNAPSHOT_TZ = "Asia/Seoul"  # the market views are computed as of each day's start here
 # What each level's view stores, and what the model gets after the fallback.
 LEVEL_FEATURES = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "deals_3m")
 RESOLVED = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "price_per_pyeong", "deals_3m")
@@ -171,6 +172,12 @@ def market_features(
     out = pd.DataFrame(resolved, index=rows.index)
     out["market_level"] = np.array([*LEVEL_NAMES, None], dtype=object)[used]
     return out
+
+
+def day_start(times: pd.Series, tz: str = SNAPSHOT_TZ) -> pd.Series:
+    """The start of each time's day in ``tz``, as UTC: the snapshot a row joins to."""
+    local = pd.to_datetime(times, utc=True).dt.tz_convert(tz).dt.floor("D")
+    return local.dt.tz_convert("UTC")
 
 
 def daily_snapshots(

@@ -9,6 +9,7 @@ lifecycle, signals, web server and logging; aiokafka gives the agents whole batc
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -42,6 +43,9 @@ class FeatureStreams(Service):
         self.engagement: EngagementAgent | None = None
 
     async def on_start(self) -> None:
+        # Everything imported and built so far lives as long as the worker: keep it out of
+        # the garbage collector's scans, which otherwise run through every batch's events.
+        gc.freeze()
         settings = self.settings
         services = settings.require()
         self.redis = aioredis.from_url(services.redis_url)
@@ -49,7 +53,7 @@ class FeatureStreams(Service):
             bootstrap_servers=services.kafka_bootstrap_servers, linger_ms=5, acks="all"
         )
         await self.producer.start()
-        self.offline = OfflineLog(settings)
+        self.offline = OfflineLog(settings, connections=4)
         letters = settings.topic("dead-letter")
         listing = ListingAgent(
             settings,
@@ -71,6 +75,7 @@ class FeatureStreams(Service):
                 handler=handler,
                 max_records=BATCH_MAX,
                 within_ms=BATCH_WITHIN_MS,
+                max_in_flight=handler.max_in_flight,
                 loop=self.loop,
                 beacon=self.beacon,
             )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from mode import Service
 
@@ -39,6 +40,7 @@ class BatchAgent(Service):
         handler: Handler,
         max_records: int = 2_000,
         within_ms: int = 5,
+        max_in_flight: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -48,6 +50,7 @@ class BatchAgent(Service):
         self.handler = handler
         self.max_records = max_records
         self.within_ms = within_ms
+        self.max_in_flight = max_in_flight
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
 
@@ -78,18 +81,52 @@ class BatchAgent(Service):
 
     @Service.task
     async def _consume(self) -> None:
+        """Fetch, hand over, commit in order.
+
+        Up to ``max_in_flight`` batches are handled at once (for handlers whose writes
+        commute); while all slots are busy, records keep accumulating into the next batch
+        (up to ``max_records``), so batches grow with the load instead of queueing: small
+        and quick when traffic is light, large and efficient when it is heavy. A batch's
+        offsets are committed only once it and every batch before it are done.
+        """
         consumer = self.consumer
         assert consumer is not None
-        while not self.should_stop:
-            batches = await consumer.getmany(
-                timeout_ms=self.within_ms, max_records=self.max_records
-            )
-            if consumer.assignment():
-                self.assigned.set()
-            records = [record for part in batches.values() for record in part]
-            if records:
-                await self.handler(records)
-                try:
-                    await consumer.commit()  # the positions just handled: after the writes
-                except CommitFailedError as exc:  # rebalanced meanwhile: the new owner replays
-                    logger.warning("%s: commit failed after a rebalance: %s", self.label, exc)
+        pending: deque[tuple[asyncio.Future[None], dict[TopicPartition, int]]] = deque()
+        buffer: list[Record] = []
+        offsets: dict[TopicPartition, int] = {}
+        try:
+            while not self.should_stop:
+                room = self.max_records - len(buffer)
+                if room > 0:
+                    batches = await consumer.getmany(timeout_ms=self.within_ms, max_records=room)
+                    if consumer.assignment():
+                        self.assigned.set()
+                    for tp, part in batches.items():
+                        if part:
+                            buffer += part
+                            offsets[tp] = part[-1].offset + 1
+                elif pending:
+                    await asyncio.wait([pending[0][0]])  # full: wait for a slot
+                while pending and pending[0][0].done():
+                    await self._finish(consumer, *pending.popleft())
+                if buffer and len(pending) < self.max_in_flight:
+                    pending.append((asyncio.ensure_future(self.handler(buffer)), offsets))
+                    buffer, offsets = [], {}
+        finally:
+            while pending:  # a clean stop finishes and commits what is under way
+                await self._finish(consumer, *pending.popleft())
+
+    async def _finish(
+        self,
+        consumer: AIOKafkaConsumer,
+        handled: asyncio.Future[None],
+        offsets: dict[TopicPartition, int],
+    ) -> None:
+        await handled  # a handler that fails stops the agent: its offsets are not committed
+        await self._commit(consumer, offsets)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)  # the positions just handled: after the writes
+        except CommitFailedError as exc:  # rebalanced meanwhile: the new owner replays
+            logger.warning("%s: commit failed after a rebalance: %s", self.label, exc)

@@ -42,6 +42,7 @@ class EngagementAgent:
     """The handler a :class:`~streams.batch_agent.BatchAgent` calls for ``user-events``."""
 
     name = "engagement-features"
+    max_in_flight = 1  # recount and publish are two round trips: batches go one at a time
 
     def __init__(
         self,

@@ -60,6 +60,9 @@ class ListingAgent:
     """The handler a :class:`~streams.batch_agent.BatchAgent` calls for ``listings``."""
 
     name = "listing-features"
+    # Batches may be written concurrently: the compare-and-set on event time makes the
+    # online result independent of their order, and offline rows are keyed by event_id.
+    max_in_flight = 3
 
     def __init__(
         self,
@@ -88,10 +91,14 @@ class ListingAgent:
         rows, quality = listing_rows(events)
         await self._count_unknown(rows, quality)
         started = time.perf_counter()
-        await asyncio.gather(self._online.write(rows), self._offline.append_listings(rows))
-        FEATURE_WRITE_SECONDS.observe(time.perf_counter() - started)
+
+        async def online() -> None:
+            await self._online.write(rows)
+            FEATURE_WRITE_SECONDS.observe(time.perf_counter() - started)
+            observe_freshness("listing_features", records)  # readable online from here on
+
+        await asyncio.gather(online(), self._offline.append_listings(rows))
         FEATURE_BATCH_SIZE.observe(len(events))
-        observe_freshness("listing_features", records)
         for reason, count in quality.items():
             FEATURE_QUALITY.labels(view="listing_features", reason=reason).inc(count)
         EVENTS.labels(topic=self.topic, outcome="ok").inc(len(events))

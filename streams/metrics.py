@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -46,9 +46,13 @@ ENGAGEMENT_RECOUNTS = Counter(
 )
 
 
-def observe_freshness(view: str, records: Iterable[Any]) -> None:
-    """Produce time (the record's Kafka timestamp, ms) to now, for each record written."""
+FRESHNESS_SAMPLE_EVERY = 4
+
+
+def observe_freshness(view: str, records: Sequence[Any]) -> None:
+    """Produce time (the record's Kafka timestamp, ms) to now, for every 4th record written
+    (a systematic sample: the distribution is the same, at a quarter of the cost)."""
     histogram = FEATURE_FRESHNESS.labels(view=view)
     done_ms = time.time() * 1000
-    for record in records:
+    for record in records[::FRESHNESS_SAMPLE_EVERY]:
         histogram.observe(max(0.0, done_ms - record.timestamp) / 1000)

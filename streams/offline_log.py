@@ -1,18 +1,19 @@
 """Appends what the agents write online to the offline store (PostgreSQL), batch by batch.
 
 So the offline store holds every value that was ever served, and training sets rebuild
-exactly that point-in-time. One ``INSERT … SELECT FROM unnest(…)`` per batch (arrays as
-parameters, one round trip); idempotent, so a replayed batch changes nothing: listing rows
-are keyed by ``event_id``, engagement rows by (listing, as-of time) and updated in place
-(a late event changes the count as of that time).
+exactly that point-in-time. One ``INSERT … SELECT`` per batch (one JSON parameter, one
+round trip); idempotent, so a replayed batch changes nothing: listing rows are keyed by
+(listing, event time) as online, engagement rows by (listing, as-of time) and updated in
+place (a late event changes the count as of that time).
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -23,19 +24,34 @@ from homeloop.settings import Settings
 from streams.online_writer import EngagementRows, ListingRows, retried
 
 
-def _nullable(values: Sequence[float]) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values]
-
-
 def _insert(
     table: str, columns: Sequence[tuple[str, str]], conflict: sql.Composable
 ) -> sql.Composed:
-    return sql.SQL("INSERT INTO {} ({}) SELECT * FROM unnest({}) {}").format(
+    """One statement for a whole batch sent as one JSON document of columns.
+
+    ``ROWS FROM`` zips one ``json_array_elements_text`` per column back into rows, so the
+    batch crosses as a single text parameter: serialising it costs orjson ~0.1 µs a value,
+    where psycopg's per-value array adaptation cost ~25 µs an event. JSON ``null`` (also
+    what orjson writes for NaN) becomes SQL NULL: a missing feature.
+    """
+    names = [name for name, _ in columns]
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ROWS FROM ({}) AS t({}) {}").format(
         sql.Identifier(table),
-        sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns),
-        sql.SQL(", ").join(sql.SQL(f"%s::{kind}[]") for _, kind in columns),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+        sql.SQL(", ").join(
+            sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns
+        ),
+        sql.SQL(", ").join(
+            sql.SQL("jsonb_array_elements_text(%(batch)s::jsonb -> {})").format(sql.Literal(name))
+            for name in names
+        ),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
         conflict,
     )
+
+
+def _document(columns: dict[str, Any]) -> str:
+    return orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 LISTING_COLUMNS = (
@@ -53,7 +69,9 @@ ENGAGEMENT_COLUMNS = (
     *((name, "float8") for name in engagement.FEATURES),
 )
 INSERT_LISTINGS = _insert(
-    "listing_features_log", LISTING_COLUMNS, sql.SQL("ON CONFLICT (event_id) DO NOTHING")
+    "listing_features_log",
+    LISTING_COLUMNS,
+    sql.SQL("ON CONFLICT (listing_id, event_timestamp) DO NOTHING"),
 )
 INSERT_ENGAGEMENT = _insert(
     "engagement_features_log",
@@ -70,52 +88,57 @@ INSERT_ENGAGEMENT = _insert(
 class OfflineLog:
     """One async connection to the offline store's log tables, in the settings' schema."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, connections: int = 2) -> None:
         self._dsn = psycopg_dsn(settings.require().database_url)
         self._schema = settings.db_schema
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._idle: asyncio.Queue[psycopg.AsyncConnection[Any] | None] = asyncio.Queue()
+        for _ in range(connections):  # opened on first use
+            self._idle.put_nowait(None)
+        self._open: list[psycopg.AsyncConnection[Any]] = []
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self._dsn, autocommit=True, options=f"-c search_path={self._schema}"
-            )
-        return self._conn
+    async def _execute(self, query: sql.Composed, params: dict[str, Any]) -> None:
+        """On one of the connections (batches in flight write concurrently)."""
 
-    async def _execute(self, query: sql.Composed, params: list[Any]) -> None:
         async def run() -> None:
+            conn = await self._idle.get()
             try:
-                conn = await self._connection()
+                if conn is None or conn.closed:
+                    conn = await psycopg.AsyncConnection.connect(
+                        self._dsn, autocommit=True, options=f"-c search_path={self._schema}"
+                    )
+                    self._open.append(conn)
                 await conn.execute(query, params)
             except psycopg.OperationalError:
-                if self._conn is not None:
-                    await self._conn.close()
+                if conn is not None:
+                    await conn.close()
                 raise
+            finally:
+                self._idle.put_nowait(conn)
 
         await retried(run)
 
     async def append_listings(self, rows: ListingRows) -> None:
         if not rows.event_ids:
             return
-        params: list[Any] = [
-            rows.event_ids,
-            rows.listing_ids,
-            rows.event_times,
-            *(rows.keys[name] for name in ("complex_id", "dong_id", "region_code")),
-            *(_nullable(rows.features[name].tolist()) for name in LISTING_FEATURES),
-        ]
-        await self._execute(INSERT_LISTINGS, params)
+        batch = {
+            "event_id": rows.event_ids,
+            "listing_id": rows.listing_ids,
+            "event_timestamp": [at.isoformat() for at in rows.event_times],
+            **rows.keys,
+            **rows.features,
+        }
+        await self._execute(INSERT_LISTINGS, {"batch": _document(batch)})
 
     async def append_engagement(self, rows: EngagementRows) -> None:
         if not rows.listing_ids:
             return
-        params: list[Any] = [
-            rows.listing_ids,
-            rows.as_of,
-            *(rows.counts[name] for name in engagement.FEATURES),
-        ]
-        await self._execute(INSERT_ENGAGEMENT, params)
+        batch = {
+            "listing_id": rows.listing_ids,
+            "event_timestamp": [at.isoformat() for at in rows.as_of],
+            **rows.counts,
+        }
+        await self._execute(INSERT_ENGAGEMENT, {"batch": _document(batch)})
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
+        for conn in self._open:
+            await conn.close()

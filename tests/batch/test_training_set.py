@@ -88,3 +88,25 @@ def test_bad_training_rows_are_refused_with_the_reason(settings: Settings) -> No
         training_set(settings, rows([T0]).drop(columns=["price"]))
     with pytest.raises(ValueError, match="labels must be positive"):
         training_set(settings, rows([T0, T0]).assign(price=[100_000, None]))
+
+
+def test_feast_point_in_time_equals_the_direct_computation(settings: Settings) -> None:
+    """The fast path (from_deals) and Feast's join give the same matrix on the same deals."""
+    from batch.dataset import from_deals
+    from homeloop.market import Market
+    from homeloop.market.history import deal_history, lease_history
+
+    apply_repo(settings)
+    market = Market(seed=5)
+    since, until = T0 - timedelta(days=200), T0
+    deals = deal_history(market, 3_000, since, until, seed=5).drop(columns=["true_price"])
+    leases = lease_history(market, 1_500, since, until, seed=5)
+    run_market_job(settings, since, until, deals=deals, leases=leases, materialize=False)
+    sample = deals.iloc[::10].reset_index(drop=True)  # 300 rows, all over the window
+    # from_deals takes the market from the deals it is given: give it all of them.
+    full = from_deals(deals, leases)
+    wanted = full.times.isin(sample["deal_time"]).to_numpy()
+    rows = sample.rename(columns={"deal_time": "event_timestamp"}).drop(columns=["listing_id"])
+    joined = training_set(settings, rows)
+    assert np.array_equal(joined.features, full.features[wanted], equal_nan=True)
+    assert np.isfinite(joined.features[:, AVG]).mean() > 0.5  # the market part is really there

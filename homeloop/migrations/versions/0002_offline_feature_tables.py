@@ -46,29 +46,19 @@ def _doubles(names: tuple[str, ...]) -> list[sa.Column]:
     return [sa.Column(name, sa.Float(precision=53)) for name in names]
 
 
-def _times() -> list[sa.Column]:
-    return [
-        sa.Column("event_timestamp", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created", sa.DateTime(timezone=True), server_default=sa.func.now()),
-    ]
-
-
 def upgrade(schema: str) -> None:
+    # Keyed like the online store: one value per listing and event time (a replayed event
+    # is the same key; of two events at the same instant the first stays, as online).
     op.create_table(
         "listing_features_log",
-        sa.Column("event_id", postgresql.UUID, primary_key=True),
-        sa.Column("listing_id", sa.Text, nullable=False),
-        *_times(),
+        sa.Column("listing_id", sa.Text, primary_key=True),
+        sa.Column("event_timestamp", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("created", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        sa.Column("event_id", postgresql.UUID, nullable=False),
         sa.Column("complex_id", sa.Text),
         sa.Column("dong_id", sa.Text),
         sa.Column("region_code", sa.Text),
         *_doubles(LISTING),
-        schema=schema,
-    )
-    op.create_index(
-        "listing_features_log_entity",
-        "listing_features_log",
-        ["listing_id", "event_timestamp"],
         schema=schema,
     )
     op.create_table(
