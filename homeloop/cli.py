@@ -121,8 +121,26 @@ def train(
 
 
 @app.command()
+def market(
+    days: Annotated[int, typer.Option(min=1, help="Days to (re)compute, ending now")] = 7,
+) -> None:
+    """Compute the market views (complex, dong, region) offline and materialize them."""
+    from datetime import UTC, datetime, timedelta
+
+    from batch.market import run_market_job
+
+    settings = _settings()
+    until = datetime.now(UTC)
+    run = run_market_job(settings, until - timedelta(days=days), until)
+    console.print(
+        f"[green]market[/] {run.days} day(s) from {run.source} deals: "
+        + ", ".join(f"{level} {rows:,} rows" for level, rows in run.rows.items())
+    )
+
+
+@app.command()
 def worker() -> None:
-    """Run the stream worker (faust agents)."""
+    """Run the stream worker (the feature agents)."""
     from streams.worker import run_worker
 
     run_worker(_settings())

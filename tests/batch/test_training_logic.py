@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from batch.dataset import TrainingSet, time_split
-from batch.scheduler import SEOUL, next_weekly_run
+from batch.scheduler import SEOUL, next_daily_run, next_weekly_run
 from batch.train import fit
 from homeloop.features import MODEL_FEATURES
 from homeloop.metrics import regression_metrics
@@ -65,3 +65,11 @@ def test_weekly_schedule_is_monday_nine_in_seoul() -> None:
     assert next_weekly_run(at_nine).day == 30  # strictly after
     utc_monday_morning = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 10:00 in Seoul
     assert next_weekly_run(utc_monday_morning).day == 30
+
+
+def test_daily_market_job_runs_just_after_midnight_in_seoul() -> None:
+    evening = datetime(2026, 11, 23, 20, 0, tzinfo=SEOUL)
+    assert next_daily_run(evening) == datetime(2026, 11, 24, 0, 5, tzinfo=SEOUL)
+    assert next_daily_run(datetime(2026, 11, 24, 0, 5, tzinfo=SEOUL)).day == 25  # strictly after
+    utc = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)  # 23:00 in Seoul
+    assert next_daily_run(utc) == datetime(2026, 11, 24, 0, 5, tzinfo=SEOUL)

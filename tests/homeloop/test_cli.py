@@ -14,7 +14,8 @@ runner = CliRunner()
 def test_every_job_has_a_subcommand() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("up", "provision", "demo", "simulate", "train", "worker", "serve", "schemas"):
+    commands = ("up", "provision", "demo", "simulate", "train", "market", "worker", "serve")
+    for command in (*commands, "schemas"):
         assert command in result.output
 
 

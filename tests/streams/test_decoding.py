@@ -43,3 +43,18 @@ def test_dead_letter_keeps_bytes_and_origin() -> None:
     assert (again.source_topic, again.partition, again.offset) == ("t.listings", 2, 41)
     assert again.error == "not_json: bad"
     assert again.key == "k1"
+
+
+def test_a_batch_decodes_fast_and_a_bad_message_only_costs_itself() -> None:
+    from homeloop.events import ListingEvent
+    from streams.decoding import Decoded, Rejected, decode_many
+    from tests.factories import listing_event
+
+    good = [listing_event(f"L{i}").to_bytes() for i in range(3)]
+    assert all(isinstance(d, Decoded) for d in decode_many(good, ListingEvent))
+    # Two objects in one message would shift a joined array: it is refused alone.
+    smuggled = good[0] + b"," + good[1]
+    mixed = decode_many([good[0], smuggled, b"", good[2]], ListingEvent)
+    assert [type(d).__name__ for d in mixed] == ["Decoded", "Rejected", "Rejected", "Decoded"]
+    assert isinstance(mixed[2], Rejected) and mixed[2].reason == "empty"
+    assert isinstance(mixed[3], Decoded) and mixed[3].event.listing_id == "L2"
