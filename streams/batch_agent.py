@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -25,7 +27,35 @@ from homeloop.settings import Settings
 logger = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord  # raw bytes: the agents decode deliberately
-Handler = Callable[[Sequence[Record]], Awaitable[None]]
+Handler = Callable[[Sequence[Record]], Awaitable[Awaitable[None] | None]]
+MAX_TAILS = 4
+
+
+@dataclass
+class _InFlight:
+    """One batch under way: its handler's phase, its tail's, and the offsets it covers."""
+
+    done: asyncio.Future[None]
+    head_task: asyncio.Future[None]
+    head_done: asyncio.Event
+    offsets: dict[TopicPartition, int]
+
+    @classmethod
+    def start(
+        cls, handler: Handler, records: list[Record], offsets: dict[TopicPartition, int]
+    ) -> _InFlight:
+        head_done = asyncio.Event()
+        head: asyncio.Future[Awaitable[None] | None] = asyncio.ensure_future(handler(records))
+
+        async def run() -> None:
+            try:
+                tail = await head
+            finally:
+                head_done.set()
+            if tail is not None:
+                await tail
+
+        return cls(asyncio.ensure_future(run()), head, head_done, offsets)  # type: ignore[arg-type]
 
 
 class BatchAgent(Service):
@@ -83,15 +113,17 @@ class BatchAgent(Service):
     async def _consume(self) -> None:
         """Fetch, hand over, commit in order.
 
-        Up to ``max_in_flight`` batches are handled at once (for handlers whose writes
-        commute); while all slots are busy, records keep accumulating into the next batch
-        (up to ``max_records``), so batches grow with the load instead of queueing: small
-        and quick when traffic is light, large and efficient when it is heavy. A batch's
-        offsets are committed only once it and every batch before it are done.
+        A handler may return a *tail*: work that must finish before the batch's offsets
+        are committed but need not hold up the next batch (the offline append, while the
+        online write, which makes the values readable, stays in the handler). Up to
+        ``max_in_flight`` handlers run at once, and up to ``MAX_TAILS`` batches wait for
+        their tails. While all slots are busy, records keep accumulating into the next
+        batch (up to ``max_records``), so batches grow with the load instead of queueing.
+        Offsets are committed in order, once a batch and every batch before it are done.
         """
         consumer = self.consumer
         assert consumer is not None
-        pending: deque[tuple[asyncio.Future[None], dict[TopicPartition, int]]] = deque()
+        pending: deque[_InFlight] = deque()
         buffer: list[Record] = []
         offsets: dict[TopicPartition, int] = {}
         try:
@@ -105,25 +137,22 @@ class BatchAgent(Service):
                         if part:
                             buffer += part
                             offsets[tp] = part[-1].offset + 1
-                elif pending:
-                    await asyncio.wait([pending[0][0]])  # full: wait for a slot
-                while pending and pending[0][0].done():
-                    await self._finish(consumer, *pending.popleft())
-                if buffer and len(pending) < self.max_in_flight:
-                    pending.append((asyncio.ensure_future(self.handler(buffer)), offsets))
+                elif pending:  # full: wait until a handler or the oldest batch is done
+                    waits = [b.head_task for b in pending if not b.head_done.is_set()]
+                    await asyncio.wait([pending[0].done, *waits], return_when=FIRST_COMPLETED)
+                while pending and pending[0].done.done():
+                    await self._finish(consumer, pending.popleft())
+                heads = sum(1 for b in pending if not b.head_done.is_set())
+                if buffer and heads < self.max_in_flight and len(pending) < MAX_TAILS:
+                    pending.append(_InFlight.start(self.handler, buffer, offsets))
                     buffer, offsets = [], {}
         finally:
             while pending:  # a clean stop finishes and commits what is under way
-                await self._finish(consumer, *pending.popleft())
+                await self._finish(consumer, pending.popleft())
 
-    async def _finish(
-        self,
-        consumer: AIOKafkaConsumer,
-        handled: asyncio.Future[None],
-        offsets: dict[TopicPartition, int],
-    ) -> None:
-        await handled  # a handler that fails stops the agent: its offsets are not committed
-        await self._commit(consumer, offsets)
+    async def _finish(self, consumer: AIOKafkaConsumer, batch: _InFlight) -> None:
+        await batch.done  # a handler that fails stops the agent: its offsets are not committed
+        await self._commit(consumer, batch.offsets)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:

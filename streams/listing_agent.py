@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import redis.asyncio as aioredis
 
@@ -60,9 +60,9 @@ class ListingAgent:
     """The handler a :class:`~streams.batch_agent.BatchAgent` calls for ``listings``."""
 
     name = "listing-features"
-    # Batches may be written concurrently: the compare-and-set on event time makes the
-    # online result independent of their order, and offline rows are keyed by event_id.
-    max_in_flight = 3
+    # Two batches' online writes may overlap, and offline appends overlap later batches:
+    # the compare-and-set on event time and the log's keys make the order irrelevant.
+    max_in_flight = 2
 
     def __init__(
         self,
@@ -80,28 +80,32 @@ class ListingAgent:
         self._known: dict[str, set[str]] = {}
         self._known_at = -KNOWN_REFRESH_S
 
-    async def __call__(self, records: Sequence[Record]) -> None:
+    async def __call__(self, records: Sequence[Record]) -> Awaitable[None] | None:
+        """Writes the batch online; returns the offline append, which the batch agent
+        awaits before committing the offsets (it need not hold up the next batch)."""
         decoded = decode_many([r.value for r in records], ListingEvent)
         events = [d.event for d in decoded if isinstance(d, Decoded)]
         await self._dead_letters.send(
             [(r, d) for r, d in zip(records, decoded, strict=True) if isinstance(d, Rejected)]
         )
         if not events:
-            return
+            return None
         rows, quality = listing_rows(events)
         await self._count_unknown(rows, quality)
         started = time.perf_counter()
-
-        async def online() -> None:
+        offline = asyncio.ensure_future(self._offline.append_listings(rows))
+        try:
             await self._online.write(rows)
-            FEATURE_WRITE_SECONDS.observe(time.perf_counter() - started)
-            observe_freshness("listing_features", records)  # readable online from here on
-
-        await asyncio.gather(online(), self._offline.append_listings(rows))
+        except BaseException:
+            offline.cancel()
+            raise
+        FEATURE_WRITE_SECONDS.observe(time.perf_counter() - started)
+        observe_freshness("listing_features", records)  # readable online from here on
         FEATURE_BATCH_SIZE.observe(len(events))
         for reason, count in quality.items():
             FEATURE_QUALITY.labels(view="listing_features", reason=reason).inc(count)
         EVENTS.labels(topic=self.topic, outcome="ok").inc(len(events))
+        return offline
 
     async def _count_unknown(self, rows: ListingRows, quality: dict[str, int]) -> None:
         """Counts listings whose complex or region has no market figures (yet)."""
