@@ -33,11 +33,13 @@ FEATURE_QUALITY = Counter(
     "Feature values left missing because the input was missing or implausible, by reason",
     ["view", "reason"],
 )
+FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+FRESHNESS_BUCKETS += (0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
 FEATURE_FRESHNESS = Histogram(
     "homeloop_feature_freshness_seconds",
     "From an event's produce time (Kafka timestamp) to its features being written online",
     ["view"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=FRESHNESS_BUCKETS,
 )
 ENGAGEMENT_RECOUNTS = Counter(
     "homeloop_engagement_recounts_total",
