@@ -33,8 +33,9 @@ FEATURE_QUALITY = Counter(
     "Feature values left missing because the input was missing or implausible, by reason",
     ["view", "reason"],
 )
-FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
-FRESHNESS_BUCKETS += (0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
+# Fine around the 250 ms freshness goal, coarse in the tail.
+FRESHNESS_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2)
+FRESHNESS_BUCKETS += (0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0)
 FEATURE_FRESHNESS = Histogram(
     "homeloop_feature_freshness_seconds",
     "From an event's produce time (Kafka timestamp) to its features being written online",
