@@ -9,7 +9,6 @@ Feast upgrade that changes the layout fails the suite rather than the readers.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from datetime import datetime
@@ -75,42 +74,12 @@ def encode_string(value: str) -> bytes:
     return Value(string_val=value).SerializeToString()
 
 
-def decode_double(raw: bytes | None) -> float:
-    """A stored double, NaN when missing; falls back to protobuf for any other encoding."""
-    if not raw:
-        return math.nan
-    if len(raw) == 9 and raw[0] == _DOUBLE_TAG[0]:
-        return float(struct.unpack_from("<d", raw, 1)[0])
-    value = decode(raw)
-    return math.nan if value is None or isinstance(value, str) else float(value)
-
-
 def field(view: str, feature: str) -> bytes:
     return bytes(_mmh3(f"{view}:{feature}"))
 
 
 def timestamp_field(view: str) -> str:
     return f"_ts:{view}"
-
-
-def encode(value: float | int | str | None) -> bytes:
-    """A feature value as Feast stores it; ``None`` and NaN as the empty (missing) value."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return _MISSING  # what Value().SerializeToString() gives
-    if isinstance(value, str):
-        return Value(string_val=value).SerializeToString()
-    return Value(double_val=float(value)).SerializeToString()
-
-
-def decode(raw: bytes | None) -> float | str | None:
-    if raw is None:
-        return None
-    value = Value.FromString(raw)
-    kind = value.WhichOneof("val")
-    if kind is None:
-        return None
-    result: float | str = getattr(value, kind)
-    return result
 
 
 def _varint(n: int) -> bytes:
@@ -134,13 +103,6 @@ def encode_time(at: datetime) -> bytes:
     ts = Timestamp()
     ts.FromDatetime(at)
     return ts.SerializeToString()
-
-
-def decode_time_nanos(raw: bytes | None) -> int:
-    if not raw:
-        return 0
-    ts = Timestamp.FromString(raw)
-    return ts.seconds * 1_000_000_000 + ts.nanos
 
 
 def known_key(project: str, join_key: str) -> str:
