@@ -3,6 +3,10 @@
 Windows are real sliding windows, not cumulative counters: the count "as of t" is the
 number of events in (t − window, t]. Events may arrive out of order; they are kept sorted.
 Events older than the longest window before the newest seen are evicted.
+
+This is the plain reference of the rule. The engagement agent counts the same windows
+inside Redis (sorted sets, ``streams/online_writer.py``) so that a count survives restarts
+and replays; a test feeds both the same out-of-order events and requires equal counts.
 """
 
 from __future__ import annotations

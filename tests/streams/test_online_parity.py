@@ -158,3 +158,32 @@ def test_replays_and_older_events_change_nothing(settings: Settings) -> None:
     expected = listing_rows([newer])[0].features["asking_price_per_pyeong"][0]
     assert read["asking_price_per_pyeong"][0] == pytest.approx(expected)
     assert read["floor"][1] == 9.0
+
+
+def test_the_redis_windows_count_what_the_reference_function_counts(settings: Settings) -> None:
+    """The agent counts in Redis (Lua); homeloop.engagement is the plain reference."""
+    import numpy as np
+
+    from homeloop.engagement import EngagementWindows
+
+    rng = np.random.default_rng(3)
+    reference = EngagementWindows()
+    writer_rows = []
+
+    async def run(client: aioredis.Redis) -> None:
+        writer = EngagementWriter(client, settings.feast_project)
+        for batch in range(30):
+            adds: dict[str, list[tuple[str, str, datetime]]] = {}
+            for i in range(20):  # out of order within a batch and across batches
+                at = T0 + timedelta(minutes=float(rng.uniform(0, 60 * 24 * 10)))
+                kind = "click" if rng.random() < 0.7 else "inquiry"
+                listing = f"W-{rng.integers(0, 3)}"
+                adds.setdefault(listing, []).append((kind, f"{batch}-{i}", at))
+                reference.add(listing, kind, at)
+            writer_rows.append(await writer.add(adds))
+
+    with_redis(settings, run)
+    last = writer_rows[-1]
+    for i, listing in enumerate(last.listing_ids):
+        expected = reference.counts(listing, last.as_of[i])
+        assert {name: last.counts[name][i] for name in expected} == expected, listing
