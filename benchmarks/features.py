@@ -28,7 +28,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
@@ -195,13 +194,7 @@ def sdk_push(settings: Settings) -> None:
     rows = [market.new_listing(market.start) for _ in range(1_000)]
     from streams.listing_agent import listing_rows
 
-    data, _ = listing_rows(rows)
-    frame = pd.DataFrame({"listing_id": data.listing_ids, "event_timestamp": data.event_times})
-    frame["created"] = pd.Timestamp.now(tz="UTC")
-    for name in LISTING_FEATURES:
-        frame[name] = data.features[name]
-    for name, values in data.keys.items():
-        frame[name] = values
+    frame = listing_rows(rows)[0].push_frame()
     from feast.data_source import PushMode
 
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import msgpack
 import numpy as np
+import pandas as pd
 import redis.asyncio as aioredis
 from numpy.typing import NDArray
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential_jitter
@@ -109,6 +110,17 @@ class ListingRows:
     event_times: list[datetime]
     features: Mapping[str, NDArray[np.float64]]
     keys: Mapping[str, list[str]]  # complex_id, dong_id, region_code
+
+    def push_frame(self) -> pd.DataFrame:
+        """The rows as Feast's ``push`` takes them for ``listing_push`` (the SDK baseline
+        and the byte-for-byte parity test push exactly what the writer writes)."""
+        frame = pd.DataFrame({"listing_id": self.listing_ids, "event_timestamp": self.event_times})
+        frame["created"] = pd.Timestamp.now(tz="UTC")
+        for name in LISTING_FEATURES:
+            frame[name] = self.features[name]
+        for name, values in self.keys.items():
+            frame[name] = values
+        return frame
 
 
 class ListingWriter:

@@ -50,16 +50,6 @@ def write_listings(settings: Settings, rows: ListingRows) -> int:
     return with_redis(settings, lambda r: ListingWriter(r, settings.feast_project).write(rows))
 
 
-def frame(rows: ListingRows) -> pd.DataFrame:
-    out = pd.DataFrame({"listing_id": rows.listing_ids, "event_timestamp": rows.event_times})
-    out["created"] = pd.Timestamp.now(tz="UTC")
-    for name in LISTING_FEATURES:
-        out[name] = rows.features[name]
-    for name, values in rows.keys.items():
-        out[name] = values
-    return out
-
-
 def feast_fields(client: redis.Redis, key: bytes, view: str, names: tuple[str, ...]) -> dict:  # type: ignore[type-arg]
     """The hash fields Feast itself writes for a view: its features and its timestamp."""
     fields = [layout.field(view, n) for n in names] + [layout.timestamp_field(view).encode()]
@@ -72,7 +62,7 @@ def test_direct_listing_writes_are_byte_for_byte_what_feast_writes(settings: Set
     for s in (feast_side, direct_side):
         apply_repo(s)
     rows, _ = listing_rows(events())
-    feature_store(feast_side).push("listing_push", frame(rows), to=PushMode.ONLINE)
+    feature_store(feast_side).push("listing_push", rows.push_frame(), to=PushMode.ONLINE)
     assert write_listings(direct_side, rows) == 3
 
     client = redis.Redis.from_url(settings.require().redis_url)
