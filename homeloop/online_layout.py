@@ -34,6 +34,15 @@ def entity_key(project: str, join_key: str, value: str) -> bytes:
     return bytes(_redis_key(project, proto, ENTITY_KEY_VERSION))
 
 
+# homeloop's fields in a listing's hash holding the Redis keys of its market entities
+# (written by the listing agent, followed by the reader in the same round trip).
+MARKET_POINTERS = {
+    "complex_id": "_key:complex",
+    "dong_id": "_key:dong",
+    "region_code": "_key:region",
+}
+
+
 def micros_field(view: str) -> str:
     """homeloop's own field beside Feast's: the event time in µs, for compare-and-set in Lua.
 

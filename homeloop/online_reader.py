@@ -25,8 +25,6 @@ from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES, MODEL_FEATU
 from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, MARKET_VIEWS
 from homeloop.price_levels import LEVEL_FEATURES, resolve
 
-POINTERS = ("_key:complex", "_key:dong", "_key:region")
-
 # Returns {values, stamps}: ``values`` every listing's fields (its own, then its complex,
 # dong and region market fields) as consecutive 9-byte Feast doubles, a missing value as
 # nine zero bytes, so the client decodes all of it in one vectorised step; ``stamps`` the
@@ -41,8 +39,7 @@ local market_fields = {{}, {}, {}}
 for l = 1, 3 do
   for i = 1, nm do market_fields[l][i] = ARGV[pos]; pos = pos + 1 end
 end
-local stamp_field = ARGV[pos]
-local pointers = {'_key:complex', '_key:dong', '_key:region', stamp_field}
+local pointers = {ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3], ARGV[pos]}
 local missing = string.rep('\\0', 9)
 local parts, stamps = {}, {}
 local function put(values, n)
@@ -100,6 +97,7 @@ class OnlineReader:
         for view in MARKET_VIEWS:
             args += [layout.field(view, n) for n in LEVEL_FEATURES]
         args.append(layout.micros_field(LISTING_VIEW))
+        args += [layout.MARKET_POINTERS[key] for key in ("complex_id", "dong_id", "region_code")]
         self._args = args
 
     async def read(self, listing_ids: Sequence[str]) -> OnlineFeatures:

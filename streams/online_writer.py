@@ -39,13 +39,6 @@ T = TypeVar("T")
 # Redis, so no call may hold it for more than a few milliseconds.
 SCRIPT_ROWS = 500
 
-# Where the listing's market entities are: the reader follows these in the same round trip.
-MARKET_KEY_FIELDS = {
-    "complex_id": ("complex_id", "_key:complex"),
-    "dong_id": ("dong_id", "_key:dong"),
-    "region_code": ("region_code", "_key:region"),
-}
-
 # Compare-and-set of one view's fields per key, one call per batch. The batch is one
 # msgpack argument (packing thousands of separate arguments cost more than the rest of the
 # agent): the ts field, the µs field, the numeric and the other field names, then rows of
@@ -132,7 +125,7 @@ class ListingWriter:
         self._script = redis.register_script(_PUT_NEWER)
         self._numeric = [layout.field(LISTING_VIEW, name) for name in LISTING_FEATURES]
         self._strings = [layout.field(LISTING_VIEW, name) for name in LISTING_KEYS]
-        self._market = [MARKET_KEY_FIELDS[name][1].encode() for name in LISTING_KEYS]
+        self._market = [layout.MARKET_POINTERS[name].encode() for name in LISTING_KEYS]
 
     def _batches(self, rows: ListingRows) -> list[bytes]:
         blobs = layout.double_blobs([rows.features[name] for name in LISTING_FEATURES])
