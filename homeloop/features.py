@@ -23,6 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from homeloop import engagement, geo, price_levels
 from homeloop.events import MAX_PRICE_MANWON, MIN_PRICE_MANWON, ListingEvent
+from homeloop.price_levels import dong_id  # noqa: F401  (re-exported: the ids of the views)
 from homeloop.units import SQM_PER_PYEONG
 
 # The listing view's numeric fields, in the model's column order.
@@ -58,11 +59,6 @@ QUALITY_REASONS = (
 
 Columns = Mapping[str, Any]  # array-likes: lists, Series, arrays
 FeatureRow = dict[str, float | None]
-
-
-def dong_id(region_code: str, dong: str) -> str:
-    """A 법정동 is unique only within its 시군구: ``"41135:정자동"``."""
-    return f"{region_code}:{dong}"
 
 
 def floor_penalty(floor: ArrayLike, top_floor: ArrayLike | None = None) -> NDArray[np.float64]:

@@ -31,7 +31,8 @@ WINDOW = pd.Timedelta(days=91)
 MIN_DEALS = 5
 LEVELS = ("complex_id", "dong_id", "region_code")
 LEVEL_NAMES = ("complex", "dong", "region")
-SNAPSHOT_TZ = "Asia/Seoul"  # the market views are computed as of each day's start here
+SNAPSHOT_TZ = "Asia/Seoul"
+DONG_SEPARATOR = ":"  # the market views are computed as of each day's start here
 # What each level's view stores, and what the model gets after the fallback.
 LEVEL_FEATURES = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "deals_3m")
 RESOLVED = ("avg_price_3m", "price_change_pct", "jeonse_ratio", "price_per_pyeong", "deals_3m")
@@ -80,10 +81,16 @@ def _ns(times: pd.Series) -> NDArray[np.int64]:
     return pd.to_datetime(times, utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
+def dong_id(region_code: str, dong: str) -> str:
+    """A 법정동 is unique only within its 시군구: ``"41135:정자동"``."""
+    return f"{region_code}{DONG_SEPARATOR}{dong}"
+
+
 def _dong_ids(frame: pd.DataFrame) -> pd.Series:
+    """:func:`dong_id` for a whole frame (vectorised)."""
     if "dong_id" in frame.columns:
         return frame["dong_id"].astype(str)
-    return frame["region_code"].astype(str) + ":" + frame["dong"].astype(str)
+    return frame["region_code"].astype(str) + DONG_SEPARATOR + frame["dong"].astype(str)
 
 
 def _with_dong_id(frame: pd.DataFrame) -> pd.DataFrame:
