@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from homeloop.price_levels import MIN_DEALS, market_features
+from homeloop.price_levels import MIN_DEALS, MIN_DEALS_RATIO, market_features
 from homeloop.units import SQM_PER_PYEONG
 
 T0 = pd.Timestamp("2026-06-01", tz="UTC")
@@ -36,22 +36,24 @@ def test_complex_level_and_no_leakage_from_the_labelled_deal_or_the_future() -> 
     )
     out = market_features(deals, None, pd.DataFrame([row()]))
     assert out.loc[0, "avg_price_3m"] == pytest.approx(1_000.0)
-    assert out.loc[0, "deals_3m"] == MIN_DEALS and out.loc[0, "market_level"] == "complex"
+    assert out.loc[0, "deals_3m"] == 5 and out.loc[0, "market_level"] == "complex"
     assert out.loc[0, "price_per_pyeong"] == pytest.approx(1_000.0 * SQM_PER_PYEONG)
 
 
 def test_falls_back_from_complex_to_dong_to_region() -> None:
     deals = pd.DataFrame(
-        [deal("C1", 10, 2_000.0)]  # too few for the complex
+        [deal("C1", 100, 2_000.0)]  # none in the complex's window
         + [deal(f"D{i}", 10 + i, 1_500.0) for i in range(5)]  # enough in the dong
         + [deal(f"R{i}", 10 + i, 900.0, dong="수내동") for i in range(5)]
     )
     rows = pd.DataFrame([row(), row("C9", dong="서현동")])
     out = market_features(deals, None, rows)
     assert out.loc[0, "market_level"] == "dong"
-    assert out.loc[0, "avg_price_3m"] == pytest.approx((2_000 + 5 * 1_500) / 6)
+    assert out.loc[0, "avg_price_3m"] == pytest.approx(1_500)
     assert out.loc[1, "market_level"] == "region"
-    assert out.loc[1, "avg_price_3m"] == pytest.approx((2_000 + 5 * 1_500 + 5 * 900) / 11)
+    assert out.loc[1, "avg_price_3m"] == pytest.approx((5 * 1_500 + 5 * 900) / 10)
+    one = market_features(deals, None, pd.DataFrame([row(as_of=T0 - pd.Timedelta(days=30))]))
+    assert one.loc[0, "market_level"] == "complex" and one.loc[0, "deals_3m"] == MIN_DEALS
     empty = market_features(deals, None, pd.DataFrame([row("X", "Y", "11110")]))
     assert np.isnan(empty.loc[0, "avg_price_3m"]) and empty.loc[0, "market_level"] is None
 
@@ -67,6 +69,10 @@ def test_price_change_and_jeonse_ratio() -> None:
     out = market_features(deals, leases, pd.DataFrame([row()]))
     assert out.loc[0, "price_change_pct"] == pytest.approx(10.0)
     assert out.loc[0, "jeonse_ratio"] == pytest.approx(0.6)
+    # A change or ratio over too few deals is left missing rather than guessed.
+    thin = market_features(deals.iloc[1:], leases.iloc[1:], pd.DataFrame([row()]))
+    assert thin.loc[0, "deals_3m"] == MIN_DEALS_RATIO - 1
+    assert np.isnan(thin.loc[0, "price_change_pct"]) and np.isnan(thin.loc[0, "jeonse_ratio"])
 
 
 def test_many_rows_match_one_by_one() -> None:
