@@ -16,7 +16,10 @@ CHALLENGER: Alias = "challenger"
 
 EXPERIMENT = "homeloop-price"
 FEATURES_TAG = "homeloop.features"
+TARGET_TAG = "homeloop.target"
+FLAVOR_TAG = "homeloop.flavor"
 TEST_MAE_TAG = "homeloop.test_mae"
+CANDIDATE_TAG = "homeloop.candidate"
 
 
 def model_uri(model_name: str, alias: Alias = CHAMPION) -> str:

@@ -7,51 +7,38 @@ blue-green switching on top of the same records.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
-import xgboost as xgb
 
-from homeloop.registry import CHAMPION, FEATURES_TAG, decode_features, model_uri
+from homeloop.model_store import load_alias as load_registered
+from homeloop.price_model import PriceModel
+from homeloop.registry import CHAMPION
 from homeloop.settings import Settings
-from homeloop.tracking import mlflow_client
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """One model version ready to serve: its booster and exact input columns."""
+    """One model version ready to serve: its booster, target and exact input columns."""
 
     name: str
     version: str
-    booster: xgb.Booster
-    features: tuple[str, ...]
+    model: PriceModel
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.model.features
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        """Predictions for a 2-D float array in ``features`` order (NaN = missing)."""
-        return self.booster.inplace_predict(rows, validate_features=False)
+        """Prices in 만원 for a 2-D float array in ``features`` order (NaN = missing)."""
+        return self.model.predict(rows)
 
 
 def load_alias(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
-    """Load the version an alias points to from the registry (blocking; off the request path)."""
-    import mlflow.xgboost
-
-    client = mlflow_client(settings)
-    version = client.get_model_version_by_alias(settings.model_name, alias)
-    tag = (version.tags or {}).get(FEATURES_TAG)
-    if tag is None:
-        raise RuntimeError(
-            f"model {settings.model_name} v{version.version} has no {FEATURES_TAG} tag"
-        )
-    booster = mlflow.xgboost.load_model(model_uri(settings.model_name, alias))  # type: ignore[arg-type]
-    if not isinstance(booster, xgb.Booster):
-        booster = booster.get_booster()
-    booster.set_param({"nthread": 1})  # one request, one thread: no pool hand-off per call
-    loaded = LoadedModel(settings.model_name, str(version.version), booster, decode_features(tag))
-    logger.info("model loaded name=%s version=%s alias=%s", loaded.name, loaded.version, alias)
-    return loaded
+    """Load the version an alias points to (blocking; off the request path). One request,
+    one thread: no thread-pool hand-off per call."""
+    found = load_registered(settings, alias, threads=1)
+    return LoadedModel(found.name, found.version, found.model)
 
 
 class ModelSlots:

@@ -1,0 +1,126 @@
+"""A trained price model as one immutable record: the booster, its columns, its target.
+
+Training writes these facts as registry tags; serving reads them back, so both sides agree
+on what the booster predicts.
+
+The booster learns ``log(price / (area × market level))``: how far a flat sits above or
+below its market (the complex's, else dong's, else region's recent price per ㎡,
+``avg_price_3m``). Trees split well on a ratio and badly on a product, and this target
+served best on the real 성남 exports (test MAPE 11.0% vs 11.9% for price per ㎡ and
+11.6% for price) and on the simulator (MAE 1.025× the noise floor vs 1.036×); see the
+README. Where no market level exists, the training set's median price per ㎡ stands in.
+XGBoost and LightGBM boosters both fit here; both handle missing values natively and
+have built-in TreeSHAP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Flavor = Literal["xgboost", "lightgbm"]
+Target = Literal["price", "log_market_ratio"]
+TARGET: Target = "log_market_ratio"
+AREA = "area_sqm"
+LEVEL = "avg_price_3m"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """What the booster's output means, and the price per ㎡ used where no level exists."""
+
+    kind: Target = TARGET
+    fallback_price_per_sqm: float = float("nan")
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"kind": self.kind, "fallback_price_per_sqm": self.fallback_price_per_sqm}
+        )
+
+    @classmethod
+    def decode(cls, tag: str) -> TargetSpec:
+        value = json.loads(tag)
+        if value.get("kind") not in ("price", "log_market_ratio"):
+            raise ValueError(f"unknown target in tag: {tag!r}")
+        return cls(value["kind"], float(value.get("fallback_price_per_sqm", "nan")))
+
+    @classmethod
+    def fitted(cls, prices: np.ndarray, area_sqm: np.ndarray, kind: Target = TARGET) -> TargetSpec:
+        """The spec for a training window: its median price per ㎡ as the fallback level."""
+        return cls(kind, float(np.nanmedian(prices / area_sqm)))
+
+    def base(self, area_sqm: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """The market price of the flat in 만원: area × level (or × the fallback)."""
+        return area_sqm * np.where(np.isnan(level), self.fallback_price_per_sqm, level)
+
+    def to_target(self, prices: np.ndarray, base: np.ndarray) -> np.ndarray:
+        return np.log(prices / base) if self.kind == "log_market_ratio" else prices
+
+    def from_target(self, raw: np.ndarray, base: np.ndarray) -> np.ndarray:
+        return base * np.exp(raw) if self.kind == "log_market_ratio" else raw
+
+
+@dataclass(frozen=True, slots=True)
+class PriceModel:
+    """A booster plus the exact input columns and target it was trained with."""
+
+    flavor: Flavor
+    booster: Any  # xgboost.Booster or lightgbm.Booster
+    features: tuple[str, ...]
+    target: TargetSpec = TargetSpec()
+
+    def __post_init__(self) -> None:
+        if self.target.kind == "log_market_ratio":
+            missing = [c for c in (AREA, LEVEL) if c not in self.features]
+            if missing:
+                raise ValueError(f"a market-ratio model needs {missing} among its features")
+
+    def raw(self, rows: np.ndarray) -> np.ndarray:
+        """The booster's outputs for a 2-D float array in ``features`` order (NaN = missing)."""
+        if self.flavor == "xgboost":
+            return np.asarray(self.booster.inplace_predict(rows, validate_features=False))
+        return np.asarray(self.booster.predict(rows, num_threads=1))
+
+    def base(self, rows: np.ndarray) -> np.ndarray:
+        if self.target.kind == "price":
+            return np.ones(len(rows))
+        rows = np.asarray(rows, dtype=np.float64)
+        area = rows[:, self.features.index(AREA)]
+        return self.target.base(area, rows[:, self.features.index(LEVEL)])
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        """Prices in 만원 (float) for rows in ``features`` order; NaN without an area."""
+        return self.target.from_target(self.raw(rows), self.base(rows))
+
+    def raw_contributions(self, rows: np.ndarray) -> np.ndarray:
+        """The booster's own TreeSHAP values in its target's units, the bias last."""
+        if self.flavor == "xgboost":
+            import xgboost as xgb
+
+            matrix = xgb.DMatrix(rows, feature_names=list(self.features))
+            return np.asarray(self.booster.predict(matrix, pred_contribs=True), dtype=np.float64)
+        return np.asarray(self.booster.predict(rows, pred_contrib=True, num_threads=1))
+
+    def contributions(self, rows: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions in 만원, shape (n, len(features) + 1), the base last.
+
+        Each row sums to its prediction. For the market-ratio target the last column is the
+        market price of the flat times the booster's bias, and the log-space contributions
+        share out the rest in proportion (the usual way to express a log-link's SHAP
+        values in the outcome's unit).
+        """
+        phi = self.raw_contributions(rows)
+        if self.target.kind == "price":
+            return phi
+        base = self.base(rows)
+        start = base * np.exp(phi[:, -1])
+        total = phi[:, :-1].sum(axis=1)
+        gained = base * np.exp(phi.sum(axis=1)) - start
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(np.abs(total) > 1e-12, gained / total, 0.0)
+        out = phi * share[:, None]
+        out[:, -1] = start
+        return out
