@@ -18,15 +18,27 @@ LISTING_COLUMNS = tuple(c for c in LISTING_ATTRIBUTES if c not in ("jeonse_price
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """Features in model column order, labels in 만원, and when each deal happened."""
+    """Features in model column order, labels in 만원, and when each deal happened; ``rows``
+    are the labelled rows themselves (place and attributes), in the same order."""
 
     features: np.ndarray
     labels: np.ndarray
     times: pd.Series
     columns: tuple[str, ...] = MODEL_FEATURES
+    rows: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def select(self, keep: np.ndarray) -> TrainingSet:
+        """The rows where ``keep`` is true, order kept."""
+        return TrainingSet(
+            self.features[keep],
+            self.labels[keep],
+            self.times[keep].reset_index(drop=True),
+            self.columns,
+            None if self.rows is None else self.rows[keep].reset_index(drop=True),
+        )
 
 
 def from_deals(
@@ -58,6 +70,7 @@ def from_deals(
         features=features.to_numpy(np.float64),
         labels=ordered["price"].to_numpy(dtype=np.float64),
         times=ordered["deal_time"],
+        rows=ordered.drop(columns=["price"]),
     )
 
 

@@ -112,4 +112,5 @@ def training_set(settings: Settings, rows: pd.DataFrame) -> TrainingSet:
         labels=ordered["price"].to_numpy(np.float64),
         times=pd.to_datetime(ordered["event_timestamp"], utc=True),
         columns=MODEL_FEATURES,
+        rows=ordered.drop(columns=["price"]).rename(columns={"event_timestamp": "deal_time"}),
     )

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from homeloop.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from batch.ingest.listings import ListingLoad
+    from batch.training_data import Source
 
 app = typer.Typer(
     help="homeloop: apartment price prediction that improves itself from what users do.",
@@ -102,22 +103,87 @@ def train(
     if_missing: Annotated[
         bool, typer.Option(help="Only train when no model holds the champion alias")
     ] = False,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="auto (the deals table if it holds enough, else simulated), database or simulated"
+        ),
+    ] = "auto",
     deals: Annotated[int, typer.Option(min=500, help="Simulated deals to train on")] = 20_000,
 ) -> None:
-    """Train the price model on simulated history and record it in MLflow."""
-    from batch.first_model import train_on_simulated_history
+    """Train the candidate grid, gate the best and register it (the run is recorded in MLflow
+    and in the registry history)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from batch import trainer
 
     settings = _settings()
-    result = train_on_simulated_history(settings, n_deals=deals, if_missing=if_missing)
-    if result is None:
+    if source not in ("auto", "database", "simulated"):
+        raise typer.BadParameter(f"unknown source {source!r}", param_hint="--source")
+    source_name = cast("Source", source)
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("loading the training data", total=None)
+
+        def say(step: str) -> None:
+            progress.update(task, description=step)
+
+        try:
+            outcome = trainer.train_by_hand(
+                settings,
+                source=source_name,
+                n_deals=deals,
+                if_missing=if_missing,
+                progress=say,
+            )
+        except (ValueError, RuntimeError) as exc:
+            console.print(f"[red]training refused:[/] {exc}")
+            raise typer.Exit(2) from exc
+    if outcome is None:
         console.print("a champion exists already; nothing to do")
         return
-    m = result.metrics
-    console.print(
-        f"[green]model {result.model_name} v{result.version}[/] test MAE {m['test_mae']:,.0f}만원 "
-        f"(noise floor {m['noise_floor_mae']:,.0f}), R² {m['test_r2']:.3f}, "
-        f"aliases {result.aliases or '-'}"
-    )
+    console.print(training_table(outcome))
+    if outcome.status == "registered":
+        console.print(
+            f"[green]registered {outcome.model_name} v{outcome.version}[/] as "
+            f"[bold]{outcome.alias}[/] ({outcome.chosen}); run {outcome.run_id}"
+        )
+    else:
+        console.print(f"[yellow]rejected[/] (run {outcome.run_id}):")
+        for reason in outcome.reasons:
+            console.print(f"  - {reason}")
+
+
+def training_table(outcome: object) -> object:
+    """The candidates side by side: validation and test figures, checks, the choice."""
+    from rich.table import Table
+
+    from batch.train import TrainingOutcome
+
+    assert isinstance(outcome, TrainingOutcome)
+    table = Table(title=f"training run {outcome.run_id[:8]} ({outcome.rows['train']:,} / "
+                  f"{outcome.rows['validation']:,} / {outcome.rows['test']:,} rows)")  # fmt: skip
+    for column in ("candidate", "trees", "fit s", "val MAE", "test MAE", "MAPE %", "R²", "checks"):
+        table.add_column(column, justify="left" if column in ("candidate", "checks") else "right")
+    for r in outcome.candidates:
+        mark = " [bold green]◀ chosen[/]" if r.name == outcome.chosen else ""
+        failed = [c.name for c in r.checks if not c.passed]
+        table.add_row(
+            r.name + mark, str(r.trees), f"{r.seconds:.1f}", f"{r.validation_mae:,.0f}",
+            f"{r.metrics['test_mae']:,.0f}", f"{r.metrics['test_mape']:.2f}",
+            f"{r.metrics['test_r2']:.3f}", "ok" if not failed else "[red]" + ", ".join(failed),
+        )  # fmt: skip
+    extra = []
+    if "noise_floor_mae" in outcome.metrics:
+        extra.append(f"noise floor MAE {outcome.metrics['noise_floor_mae']:,.0f}")
+    if outcome.champion and "test_mae" in outcome.champion:
+        extra.append(
+            f"champion v{outcome.champion['version']} test MAE {outcome.champion['test_mae']:,.0f}"
+        )
+    if extra:
+        table.caption = "; ".join(extra)
+    return table
 
 
 @app.command()
@@ -211,6 +277,14 @@ def demo(
     from homeloop.demo import run_demo
 
     run_demo(_settings(), duration=duration or None, rate=rate, shock=shock)
+
+
+@app.command()
+def trainer() -> None:
+    """Run the trainer: consume retrain requests, debounce bursts, one training at a time."""
+    from batch.trainer import run_trainer
+
+    run_trainer(_settings())
 
 
 @app.command()

@@ -34,3 +34,25 @@ def ensure_experiment(settings: Settings) -> str:
     if local:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     return str(client.create_experiment(EXPERIMENT, artifact_location=location))
+
+
+class TrackingUnreachable(RuntimeError):
+    """The MLflow tracking store cannot be reached: nothing is trained or registered."""
+
+
+def check_reachable(settings: Settings, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any training, when the tracking store does not answer."""
+    uri = settings.tracking_uri
+    try:
+        if uri.startswith(("http://", "https://")):
+            import httpx
+
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout_s).raise_for_status()
+        elif uri.startswith("postgresql"):
+            import psycopg
+
+            from homeloop.db import psycopg_dsn
+
+            psycopg.connect(psycopg_dsn(uri), connect_timeout=max(1, int(timeout_s))).close()
+    except Exception as exc:
+        raise TrackingUnreachable(f"MLflow tracking store {uri} is unreachable: {exc}") from exc

@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from batch.train import train_and_register
+from batch.train import run_training
 from homeloop.events import DeadLetterEvent, PredictionEvent, UserEvent
 from homeloop.features import LISTING_FEATURES, FeatureRow, feature_vector, listing_features
 from homeloop.featurestore import LISTING_VIEW, feature_store
@@ -69,7 +69,7 @@ def loop(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         update={"api_port": free_port(), "worker_web_port": free_port()}
     )
     provision(settings)
-    train_and_register(settings, synthetic_deals())
+    run_training(settings, synthetic_deals())
     children = [
         _spawn("worker", settings, tmp / "worker.log"),
         _spawn("serve", settings, tmp / "serve.log"),

@@ -7,7 +7,7 @@ import uuid
 import psycopg
 import pytest
 
-from batch.train import has_alias, train_and_register
+from batch.train import has_alias, run_training
 from homeloop.db import psycopg_dsn
 from homeloop.registry import CHAMPION
 from homeloop.settings import Settings
@@ -26,10 +26,10 @@ def test_training_registers_the_champion_in_a_postgres_tracking_store(settings: 
     mine = settings.model_copy(update={"mlflow_tracking_uri": tracking})
 
     assert not has_alias(mine)
-    first = train_and_register(mine, synthetic_deals(1_000))
-    second = train_and_register(mine, synthetic_deals(1_000, seed=1))
-    assert first.aliases == [CHAMPION]
-    assert second.aliases == []  # the champion alias is only given when free
+    first = run_training(mine, synthetic_deals(1_000))
+    second = run_training(mine, synthetic_deals(1_000))
+    assert first.alias == CHAMPION
+    assert second.alias == "challenger"  # the champion alias is only given when free
     loaded = load_alias(mine)
     assert loaded.version == first.version
     assert loaded.features[0] == "area_sqm"
