@@ -14,6 +14,8 @@ from homeloop.price_model import Flavor
 
 EARLY_STOPPING_ROUNDS = 30
 SEED = 7
+# Directions every candidate must keep: a bigger flat is never predicted cheaper.
+MONOTONE = {"area_sqm": 1}
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from batch.candidates import EARLY_STOPPING_ROUNDS, SEED, Candidate
-from homeloop.price_model import PriceModel, TargetSpec
+from batch.candidates import EARLY_STOPPING_ROUNDS, MONOTONE, SEED, Candidate
+from batch.dataset import TrainingSet
+from homeloop.price_model import AREA, LEVEL, PriceModel, TargetSpec
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,20 @@ class Split:
     y_val: np.ndarray
     columns: tuple[str, ...]
     target: TargetSpec
+
+
+def prepare(training: TrainingSet, train: slice, val: slice) -> Split:
+    """The booster's target for the train and validation windows; the fallback level comes
+    from the training window only."""
+    x, y, columns = training.features, training.labels, training.columns
+    target = TargetSpec.fitted(y[train], x[train, columns.index(AREA)])
+    base = target.base(x[:, columns.index(LEVEL)])
+    t = target.to_target(y, base)
+    return Split(x[train], t[train], x[val], t[val], columns, target)
+
+
+def monotone(columns: tuple[str, ...]) -> list[int]:
+    return [MONOTONE.get(c, 0) for c in columns]
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,7 @@ def _fit_xgboost(c: Candidate, split: Split, threads: int) -> tuple[Any, int]:
         "eta": c.learning_rate,
         "nthread": threads,
         "seed": SEED,
+        "monotone_constraints": "(" + ",".join(map(str, monotone(split.columns))) + ")",
         **c.params,
     }
     booster = xgb.train(
@@ -80,6 +96,7 @@ def _fit_lightgbm(c: Candidate, split: Split, threads: int) -> tuple[Any, int]:
         "num_threads": threads,
         "seed": SEED,
         "verbosity": -1,
+        "monotone_constraints": monotone(split.columns),
         **c.params,
     }
     booster = lgb.train(

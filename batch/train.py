@@ -34,14 +34,14 @@ from batch.behaviour import Check, behaviour_checks
 from batch.candidates import GRID, Candidate
 from batch.dataset import TrainingSet, from_deals, time_split
 from batch.evaluation import evaluate
-from batch.fitting import Fitted, Split, fit_grid
+from batch.fitting import Fitted, fit_grid, prepare
 from batch.gates import Thresholds, gate_failures
 from batch.registry_log import HistoryEntry, append
 from homeloop.db import connect
 from homeloop.events import ModelEvent
 from homeloop.features import MODEL_FEATURES
 from homeloop.model_store import alias_version, load_alias, version_tags
-from homeloop.price_model import AREA, LEVEL, PriceModel, TargetSpec
+from homeloop.price_model import AREA, PriceModel, TargetSpec
 from homeloop.reference import build_reference
 from homeloop.registry import CANDIDATE_TAG, CHALLENGER, CHAMPION
 from homeloop.settings import Settings
@@ -176,12 +176,8 @@ def run_training(
 
     train, val, test = time_split(len(training))
     x, y = training.features, training.labels
-    columns = training.columns
-    area, level = x[:, columns.index(AREA)], x[:, columns.index(LEVEL)]
-    target = TargetSpec.fitted(y[train], area[train])
-    base = target.base(area, level)
-    y_target = target.to_target(y, base)
-    split = Split(x[train], y_target[train], x[val], y_target[val], columns, target)
+    split = prepare(training, train, val)
+    target = split.target
 
     say(f"fitting {len(grid)} candidates on {len(training):,} rows")
     t0 = time.perf_counter()

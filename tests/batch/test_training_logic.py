@@ -1,14 +1,12 @@
-"""Training logic without services: splits, metrics, refusals of bad windows."""
+"""Training logic without services: splits, metrics, schedules."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from batch.dataset import TrainingSet, time_split
+from batch.dataset import time_split
 from batch.scheduler import SEOUL, next_daily_run, next_weekly_run
-from batch.train import fit
-from homeloop.features import MODEL_FEATURES
 from homeloop.metrics import regression_metrics
 
 
@@ -29,32 +27,6 @@ def test_regression_metrics() -> None:
     assert m["r2"] == pytest.approx(1 - 200 / 20000)
     with pytest.raises(ValueError):
         regression_metrics([], [])
-
-
-def _set(n: int, labels: np.ndarray | None = None) -> TrainingSet:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, size=(n, len(MODEL_FEATURES)))
-    y = 50_000 + 40_000 * x[:, 0] if labels is None else labels
-    times = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(n)]
-    import pandas as pd
-
-    return TrainingSet(x, y, pd.Series(times))
-
-
-def test_fit_learns_a_simple_signal() -> None:
-    booster, report = fit(_set(2_000))
-    assert report["rows"] == {"train": 1400, "validation": 300, "test": 300}
-    assert report["metrics"]["test_mae"] < 1_500  # the signal spans 40,000만원
-    assert booster.num_features() == len(MODEL_FEATURES)
-
-
-def test_fit_refuses_tiny_or_bad_windows() -> None:
-    with pytest.raises(ValueError, match="at least"):
-        fit(_set(50))
-    bad = np.full(500, 1000.0)
-    bad[3] = np.nan
-    with pytest.raises(ValueError, match="positive, finite"):
-        fit(_set(500, bad))
 
 
 def test_weekly_schedule_is_monday_nine_in_seoul() -> None:

@@ -101,9 +101,7 @@ def test_a_failing_gate_registers_nothing_and_says_why(settings: Settings) -> No
 
 def test_when_the_alias_cannot_be_recorded_the_version_is_removed(settings: Settings) -> None:
     with connect(settings) as conn:  # the history table is gone: the transaction fails
-        conn.execute(
-            f'ALTER TABLE "{settings.db_schema}".model_registry_history RENAME TO gone'
-        )
+        conn.execute(f'ALTER TABLE "{settings.db_schema}".model_registry_history RENAME TO gone')
     with pytest.raises(psycopg.errors.UndefinedTable):
         run_training(settings, synthetic_deals(1_500))
     client = mlflow_client(settings)
