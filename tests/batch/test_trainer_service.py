@@ -40,9 +40,7 @@ async def _serve_until_a_run(trainer: Trainer, timeout: float = 120.0) -> None:
 
 
 def test_a_burst_of_requests_makes_one_recorded_run(settings: Settings) -> None:
-    mine = settings.model_copy(
-        update={"trainer_debounce_s": 1.0, "trainer_simulated_deals": 2_000}
-    )
+    mine = settings.model_copy(update={"trainer_debounce_s": 1.0, "trainer_simulated_deals": 2_000})
     requests = [
         RetrainRequest(model_name=mine.model_name, reason=reason, evidence={"n": i})
         for i, reason in enumerate(("drift", "mae_degradation", "schedule"))

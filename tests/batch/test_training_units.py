@@ -91,7 +91,9 @@ def test_behaviour_checks_pass_a_sound_model_and_catch_a_backwards_one(trained) 
     check = bigger_flat_not_cheaper(model, flipped.features[-300:])
     assert not check.passed and "cheaper" in check.detail
     constrained = fit_grid(GRID, split)
-    assert all(bigger_flat_not_cheaper(f.model, flipped.features[-300:]).passed for f in constrained)
+    assert all(
+        bigger_flat_not_cheaper(f.model, flipped.features[-300:]).passed for f in constrained
+    )
 
     # Predictions far outside what validation saw are caught.
     narrow = within_validation_range(fitted[0].model, training.features[test], np.array([1.0, 2.0]))
