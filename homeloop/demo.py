@@ -99,6 +99,7 @@ def run_demo(
             trainer = processes.start("train", "train", "--if-missing")
             processes.start("worker", "worker")
             processes.start("serve", "serve")
+            processes.start("trainer", "trainer")  # serves retrain requests from here on
             if trainer.popen.wait() != 0:
                 raise RuntimeError(f"training failed; see {trainer.log_path}")
             console.print((processes.log_dir / "train.log").read_text().strip().splitlines()[-1])

@@ -23,7 +23,8 @@ from homeloop.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = {f"HOMELOOP_{name.upper()}" for name in Settings.model_fields}
 INFRA = {"kafka", "redis", "postgres", "mlflow", "prometheus", "grafana"}
-HOMELOOP = {"provision", "trainer-bootstrap", "streams", "serving", "scheduler", "simulator"}
+HOMELOOP = {"provision", "trainer-bootstrap", "trainer", "streams", "serving", "scheduler",
+            "simulator"}  # fmt: skip
 ONE_SHOT = {"provision", "trainer-bootstrap"}
 SECRETS = ("POSTGRES_PASSWORD", "HOMELOOP_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD")
 SERVICE_URLS = {
