@@ -174,7 +174,7 @@ def train_by_hand(
             return None
         from batch.first_model import train_on_simulated_history
 
-        return train_on_simulated_history(settings, n_deals=n_deals)
+        return train_on_simulated_history(settings, n_deals=n_deals, progress=progress)
     data = training_data.load(settings, source, n_deals)
     with connect(settings) as conn:
         training_id, _ = claim(conn, settings.db_schema, settings.model_name, ["manual"])
@@ -213,6 +213,11 @@ class Trainer:
         await consumer.start()
         await producer.start()
         stop = stop or asyncio.Event()
+        logger.info(
+            "trainer ready: consuming %s (debounce %.0f s, at most %.0f s)",
+            settings.topic("retrain-requests"), settings.trainer_debounce_s,
+            settings.trainer_max_wait_s,
+        )  # fmt: skip
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=int(self.poll_s * 1000))

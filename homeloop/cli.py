@@ -167,22 +167,21 @@ def training_table(outcome: object) -> object:
     for column in ("candidate", "trees", "fit s", "val MAE", "test MAE", "MAPE %", "R²", "checks"):
         table.add_column(column, justify="left" if column in ("candidate", "checks") else "right")
     for r in outcome.candidates:
-        mark = " [bold green]◀ chosen[/]" if r.name == outcome.chosen else ""
         failed = [c.name for c in r.checks if not c.passed]
         table.add_row(
-            r.name + mark, str(r.trees), f"{r.seconds:.1f}", f"{r.validation_mae:,.0f}",
+            r.name, str(r.trees), f"{r.seconds:.1f}", f"{r.validation_mae:,.0f}",
             f"{r.metrics['test_mae']:,.0f}", f"{r.metrics['test_mape']:.2f}",
             f"{r.metrics['test_r2']:.3f}", "ok" if not failed else "[red]" + ", ".join(failed),
+            style="bold green" if r.name == outcome.chosen else None,
         )  # fmt: skip
-    extra = []
+    extra = [f"chosen (bold): {outcome.chosen or 'none'}"]
     if "noise_floor_mae" in outcome.metrics:
         extra.append(f"noise floor MAE {outcome.metrics['noise_floor_mae']:,.0f}")
     if outcome.champion and "test_mae" in outcome.champion:
         extra.append(
             f"champion v{outcome.champion['version']} test MAE {outcome.champion['test_mae']:,.0f}"
         )
-    if extra:
-        table.caption = "; ".join(extra)
+    table.caption = "; ".join(extra)
     return table
 
 

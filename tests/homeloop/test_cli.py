@@ -14,8 +14,8 @@ runner = CliRunner()
 def test_every_job_has_a_subcommand() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    commands = ("up", "provision", "demo", "simulate", "train", "market", "worker", "serve")
-    for command in (*commands, "schemas"):
+    commands = ("up", "provision", "demo", "simulate", "train", "trainer", "market", "worker")
+    for command in (*commands, "serve", "schemas"):
         assert command in result.output
 
 
