@@ -40,7 +40,7 @@ from batch.registry_log import HistoryEntry, append
 from homeloop.db import connect
 from homeloop.events import ModelEvent
 from homeloop.features import MODEL_FEATURES
-from homeloop.model_store import alias_version, load_alias, version_tags
+from homeloop.model_store import ErrorBand, alias_version, load_alias, version_tags
 from homeloop.price_model import AREA, PriceModel, TargetSpec
 from homeloop.reference import build_reference
 from homeloop.registry import CANDIDATE_TAG, CHALLENGER, CHAMPION
@@ -237,6 +237,9 @@ def run_training(
         metrics=metrics, window=window, rows=rows, reason=reason, actor=actor,
         passed=not reasons,
     )  # fmt: skip
+    band = None
+    if model is not None:
+        band = ErrorBand.from_residuals(y[val], model.model.predict(x[val]))
     outcome = TrainingOutcome(
         status="rejected" if reasons else "registered",
         model_name=settings.model_name,
@@ -252,8 +255,8 @@ def run_training(
     if reasons:
         _record_rejection(settings, outcome, training_id, actor, publish_events)
     else:
-        assert model is not None and model_uri is not None
-        outcome = _register(settings, outcome, model.model, model_uri, training_id, actor,
+        assert model is not None and model_uri is not None and band is not None
+        outcome = _register(settings, outcome, model.model, band, model_uri, training_id, actor,
                             publish_events, champion_exists=champion is not None)  # fmt: skip
     seconds = {"fit": fit_seconds, "total": time.perf_counter() - started}
     outcome = TrainingOutcome(**{**outcome.__dict__, "seconds": seconds})
@@ -413,6 +416,7 @@ def _register(
     settings: Settings,
     outcome: TrainingOutcome,
     model: PriceModel,
+    band: ErrorBand,
     model_uri: str,
     training_id: int | None,
     actor: str,
@@ -425,7 +429,10 @@ def _register(
 
     client = mlflow_client(settings)
     name = settings.model_name
-    tags = {**version_tags(model, outcome.metrics["test_mae"]), CANDIDATE_TAG: outcome.chosen or ""}
+    tags = {
+        **version_tags(model, outcome.metrics["test_mae"], band),
+        CANDIDATE_TAG: outcome.chosen or "",
+    }
     version = str(
         mlflow.register_model(model_uri, name, tags=tags, await_registration_for=60).version
     )

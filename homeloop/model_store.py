@@ -7,14 +7,18 @@ was evaluated. Versions from before these tags are XGBoost boosters predicting p
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+
+import numpy as np
 
 from homeloop.price_model import Flavor, PriceModel, TargetSpec
 from homeloop.registry import (
     CHAMPION,
     FEATURES_TAG,
     FLAVOR_TAG,
+    INTERVAL_TAG,
     TARGET_TAG,
     TEST_MAE_TAG,
     decode_features,
@@ -28,19 +32,47 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorBand:
+    """Relative error quantiles on the validation window: a prediction ``p`` has its true
+    price in [p × (1 + low), p × (1 + high)] for ``level`` of validation deals."""
+
+    low: float
+    high: float
+    level: float = 0.9
+
+    def encode(self) -> str:
+        return json.dumps({"low": self.low, "high": self.high, "level": self.level})
+
+    @classmethod
+    def decode(cls, tag: str) -> ErrorBand:
+        value = json.loads(tag)
+        return cls(float(value["low"]), float(value["high"]), float(value["level"]))
+
+    @classmethod
+    def from_residuals(
+        cls, truth: np.ndarray, predicted: np.ndarray, level: float = 0.9
+    ) -> ErrorBand:
+        ratio = truth / predicted - 1.0
+        tail = (1.0 - level) / 2
+        return cls(float(np.quantile(ratio, tail)), float(np.quantile(ratio, 1 - tail)), level)
+
+
+@dataclass(frozen=True, slots=True)
 class RegisteredModel:
     name: str
     version: str
     model: PriceModel
     test_mae: float | None
+    band: ErrorBand | None = None
 
 
-def version_tags(model: PriceModel, test_mae: float) -> dict[str, str]:
+def version_tags(model: PriceModel, test_mae: float, band: ErrorBand) -> dict[str, str]:
     return {
         FEATURES_TAG: encode_features(model.features),
         TARGET_TAG: model.target.encode(),
         FLAVOR_TAG: model.flavor,
         TEST_MAE_TAG: f"{test_mae:.3f}",
+        INTERVAL_TAG: band.encode(),
     }
 
 
@@ -81,8 +113,9 @@ def load_alias(settings: Settings, alias: str = CHAMPION, *, threads: int = 1) -
         booster = mlflow.lightgbm.load_model(uri)
     model = PriceModel(flavor, booster, decode_features(tags[FEATURES_TAG]), target)
     mae = tags.get(TEST_MAE_TAG)
+    band = ErrorBand.decode(tags[INTERVAL_TAG]) if INTERVAL_TAG in tags else None
     loaded = RegisteredModel(
-        settings.model_name, str(found.version), model, float(mae) if mae else None
+        settings.model_name, str(found.version), model, float(mae) if mae else None, band
     )
     logger.info("model loaded name=%s version=%s alias=%s", loaded.name, loaded.version, alias)
     return loaded

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from homeloop import online_layout as layout
 from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES, MODEL_FEATURES
 from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, MARKET_VIEWS
-from homeloop.price_levels import LEVEL_FEATURES, resolve
+from homeloop.price_levels import LEVEL_FEATURES, LEVELS, resolve
 
 # Returns {values, stamps}: ``values`` every listing's fields (its own, then its complex,
 # dong and region market fields) as consecutive 9-byte Feast doubles, a missing value as
@@ -88,7 +88,11 @@ class OnlineReader:
 
     def __init__(self, redis: aioredis.Redis, project: str) -> None:
         self._project = project
+        self._redis = redis
         self._script = redis.register_script(_READ)
+        self._market_fields = [
+            [layout.field(view, n) for n in LEVEL_FEATURES] for view in MARKET_VIEWS
+        ]
         listing_fields: list[bytes | str] = [
             layout.field(LISTING_VIEW, n) for n in LISTING_FEATURES
         ]
@@ -104,6 +108,35 @@ class OnlineReader:
         keys = [layout.entity_key(self._project, "listing_id", i) for i in listing_ids]
         raw = await self._script(keys=keys, args=self._args) if keys else []
         return decode_rows(list(listing_ids), raw)
+
+    async def read_market(
+        self, places: Sequence[tuple[str, str, str]]
+    ) -> dict[str, NDArray[np.float64]]:
+        """The resolved market columns for (complex_id, dong_id, region_code) rows, for a
+        listing the store does not know: one pipelined round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for place in places:
+            for level, value, fields in zip(LEVELS, place, self._market_fields, strict=True):
+                pipe.hmget(layout.entity_key(self._project, level, value), fields)  # type: ignore[arg-type]
+        replies = await pipe.execute() if places else []
+        blob = b"".join(
+            v if v is not None and len(v) == 9 else _MISSING for reply in replies for v in reply
+        )
+        return decode_market(blob, len(places))
+
+
+_MISSING = bytes(9)
+
+
+def decode_market(blob: bytes, n: int) -> dict[str, NDArray[np.float64]]:
+    """Three levels' figures per row (9-byte slots) resolved complex → dong → region."""
+    width = len(LEVEL_FEATURES)
+    values = layout.decode_double_blob(blob).reshape(n, len(MARKET_VIEWS) * width)
+    levels = [
+        {name: values[:, level * width + j] for j, name in enumerate(LEVEL_FEATURES)}
+        for level in range(len(MARKET_VIEWS))
+    ]
+    return resolve(levels)[0]
 
 
 _SLOTS = len(LISTING_FEATURES) + len(ENGAGEMENT_FEATURES) + len(MARKET_VIEWS) * len(LEVEL_FEATURES)

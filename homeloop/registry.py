@@ -20,6 +20,7 @@ TARGET_TAG = "homeloop.target"
 FLAVOR_TAG = "homeloop.flavor"
 TEST_MAE_TAG = "homeloop.test_mae"
 CANDIDATE_TAG = "homeloop.candidate"
+INTERVAL_TAG = "homeloop.interval"
 
 
 def model_uri(model_name: str, alias: Alias = CHAMPION) -> str:

@@ -7,7 +7,6 @@ it in and hands the resolved settings to the components, so components never see
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
 
@@ -67,6 +66,11 @@ class Settings(BaseSettings):
     # Simulated deals a run trains on when the deals table has fewer than the minimum.
     trainer_simulated_deals: int = Field(default=20_000, ge=500)
 
+    # Serving: most listings one batch request may ask for (more is a 413), and how often
+    # a replica checks the registry's aliases besides following model-events.
+    serving_batch_limit: int = Field(default=100, ge=1, le=10_000)
+    serving_registry_poll_s: float = Field(default=30.0, gt=0)
+
     # MOLIT open API (data.go.kr). The key is a secret; the cache saves reruns a call.
     molit_base_url: str = "https://apis.data.go.kr/1613000"
     molit_service_key: SecretStr | None = None
@@ -80,6 +84,10 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Prediction events held in memory for the broker; past that (or during an outage)
+    # they wait in a spool under data_dir, up to this many MB, before any is dropped.
+    publish_buffer_size: int = Field(default=10_000, ge=1)
+    publish_spool_max_mb: int = Field(default=512, ge=1)
     worker_web_port: int = 6066
     # faust binds 0.0.0.0 unless told otherwise; only a container should listen outside.
     worker_web_bind: str = "127.0.0.1"
@@ -104,9 +112,10 @@ class Settings(BaseSettings):
         """The broker-side name of a design topic, with the configured prefix."""
         return f"{self.topic_prefix}{base}"
 
-    @cached_property
+    @property
     def tracking_uri(self) -> str:
-        """MLflow tracking URI; a SQLite file under ``data_dir`` by default."""
+        """MLflow tracking URI; a SQLite file under ``data_dir`` by default. (Not cached: a
+        cached value would survive ``model_copy`` with another ``data_dir``.)"""
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"

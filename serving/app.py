@@ -1,27 +1,39 @@
-"""The prediction API: features from the online store, XGBoost in a model slot, events to Kafka."""
+"""The prediction API: features from the online store, the model in a slot, events to Kafka.
+
+Responses are built as plain dicts and sent with orjson (the declared response models
+document them); a request reads its model slot once; publishing never waits for the
+broker; TreeSHAP runs only when ``?explain=true`` asks for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from contextlib import asynccontextmanager, suppress
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from uuid import uuid4
 
 import numpy as np
+import orjson
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from homeloop.events import PredictionEvent
-from homeloop.features import feature_vector
+from homeloop.features import MODEL_FEATURES
+from homeloop.online_reader import OnlineReader
 from homeloop.registry import CHAMPION
 from homeloop.settings import Settings
-from homeloop.units import to_manwon
-from serving.feature_reader import FeatureReader
+from serving.explain import explain as explain_rows
+from serving.follower import SLOTS, RegistryFollower
 from serving.metrics import (
     FEATURE_READ_SECONDS,
     MODEL_INFO,
@@ -31,17 +43,23 @@ from serving.metrics import (
     REQUESTS,
 )
 from serving.model_slots import LoadedModel, ModelSlots, load_alias
+from serving.predictor import FeatureBatch, Predictor, feature_age_s
 from serving.publisher import PredictionPublisher
 from serving.schemas import (
-    ModelSlotPublic,
+    BatchPublic,
+    BatchRequest,
     ModelsPublic,
     PredictionPublic,
     PredictionRequest,
     Problem,
     Readiness,
+    ReloadPublic,
 )
 
 logger = logging.getLogger(__name__)
+
+_COLUMN = {name: i for i, name in enumerate(MODEL_FEATURES)}
+PREDICT, BATCH = "/v1/predictions", "/v1/predictions/batch"
 
 
 class ServingState:
@@ -51,30 +69,130 @@ class ServingState:
         self.settings = settings
         self.slots = ModelSlots()
         self.publisher = PredictionPublisher(settings)
-        self.redis = aioredis.from_url(settings.require().redis_url)
-        self.features = FeatureReader(settings, self.redis)
-        self.load_error: str | None = None
+        self.redis = aioredis.from_url(
+            settings.require().redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        self.predictor = Predictor(OnlineReader(self.redis, settings.feast_project))
+        self.load_errors: dict[str, str] = {}
+        self._load_lock = asyncio.Lock()
 
-    async def load_champion(self) -> None:
-        """Load the champion off the event loop; a failure leaves the old model serving."""
-        try:
-            model = await asyncio.to_thread(load_alias, self.settings, CHAMPION)
-        except Exception as exc:
-            self.load_error = f"{type(exc).__name__}: {exc}"
-            logger.error("champion load failed: %s", self.load_error)
-            return
-        self.slots.put(CHAMPION, model)
-        self.load_error = None
-        MODEL_INFO.labels(slot=CHAMPION, model=model.name, version=model.version).set(1)
+    async def reload(self, slot: str) -> tuple[LoadedModel, LoadedModel | None]:
+        """Load the version the alias ``slot`` points to, check it, swap it in.
+
+        Raises when the version cannot be loaded or fails the golden set: the old record
+        keeps serving."""
+        async with self._load_lock:
+            try:
+                model = await asyncio.to_thread(load_alias, self.settings, slot)
+            except Exception as exc:
+                self.load_errors[slot] = f"{type(exc).__name__}: {exc}"
+                raise
+            previous = self.slots.put(slot, model)
+            self.load_errors.pop(slot, None)
+            if previous is not None:
+                with suppress(KeyError):
+                    MODEL_INFO.remove(slot, previous.name, previous.version)
+            MODEL_INFO.labels(slot=slot, model=model.name, version=model.version).set(1)
+            logger.info("slot %s: v%s (was %s)", slot, model.version, previous and previous.version)
+            return model, previous
+
+    def loaded_version(self, slot: str) -> str | None:
+        model = self.slots.get(slot)
+        return model.version if model else None
+
+    async def load_initial(self, every_s: float = 2.0) -> None:
+        """Load the slots' aliases; until a champion exists (a fresh deployment may start
+        first), keep looking."""
+        from mlflow.exceptions import MlflowException
+
+        for slot in SLOTS:
+            with suppress(MlflowException, RuntimeError):
+                await self.reload(slot)
+        while self.slots.get(CHAMPION) is None:
+            await asyncio.sleep(every_s)
+            with suppress(MlflowException, RuntimeError):
+                await self.reload(CHAMPION)
 
     async def ping_redis(self) -> bool:
         return bool(await self.redis.ping())  # type: ignore[misc]
 
-    async def wait_for_champion(self, every_s: float = 2.0) -> None:
-        """Until a champion is loaded, look for one; a fresh deployment may start first."""
-        while self.slots.get(CHAMPION) is None:
-            await asyncio.sleep(every_s)
-            await self.load_champion()
+    def respond(
+        self,
+        model: LoadedModel,
+        requests: list[PredictionRequest],
+        batch: FeatureBatch,
+        explain: bool,
+        started: float,
+    ) -> list[dict[str, Any] | None]:
+        """The response body of every request without an error, in order (None for errors)."""
+        ok = [i for i in range(len(requests)) if i not in batch.errors]
+        out: list[dict[str, Any] | None] = [None] * len(requests)
+        if not ok:
+            return out
+        t0 = time.perf_counter()
+        x = batch.matrix[np.ix_(ok, [_COLUMN[f] for f in model.features])]
+        prices = model.predict(x)
+        explanations = explain_rows(model.model, x) if explain else None
+        MODEL_SECONDS.observe(time.perf_counter() - t0)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        now = time.time()
+        band = model.band
+        for k, i in enumerate(ok):
+            request = requests[i]
+            price = round(float(prices[k]))
+            prediction_id = uuid4()
+            stamp = float(batch.updated_at_us[i])
+            features = {
+                name: None if np.isnan(v) else float(v)
+                for name, v in zip(model.features, x[k], strict=True)
+            }
+            listing_id = request.listing_id or f"adhoc-{prediction_id}"
+            self.publisher.publish(
+                PredictionEvent(
+                    prediction_id=prediction_id,
+                    listing_id=listing_id,
+                    user_id=request.user_id,
+                    predicted_price=price,
+                    model_name=model.name,
+                    model_version=model.version,
+                    variant=CHAMPION,
+                    features=features,
+                    latency_ms=latency_ms,
+                )
+            )
+            PREDICTED_PRICE.observe(price)
+            body: dict[str, Any] = {
+                "prediction_id": str(prediction_id),
+                "listing_id": request.listing_id,
+                "price": price,
+                "interval": None
+                if band is None
+                else {
+                    "low": round(price * (1 + band.low)),
+                    "high": round(price * (1 + band.high)),
+                    "level": band.level,
+                },
+                "model_name": model.name,
+                "model_version": model.version,
+                "variant": CHAMPION,
+                "features_updated_at": None
+                if np.isnan(stamp)
+                else datetime.fromtimestamp(stamp / 1e6, UTC).isoformat(),
+                "feature_age_s": feature_age_s(stamp, now),
+                "degraded": bool(batch.degraded[i]),
+                "degraded_reasons": batch.degraded[i],
+                "latency_ms": round(latency_ms, 3),
+            }
+            if explanations is not None:
+                body["explanation"] = [c.model_dump() for c in explanations[k]]
+            out[i] = body
+        return out
+
+
+def _json(body: object) -> Response:
+    """orjson straight to bytes: the body is built from plain values already, so a second
+    validation pass through the response model would only cost time."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def get_state(request: Request) -> ServingState:
@@ -83,6 +201,10 @@ def get_state(request: Request) -> ServingState:
 
 
 StateDep = Annotated[ServingState, Depends(get_state)]
+ExplainQuery = Annotated[
+    bool, Query(description="Add the top TreeSHAP contributions, in 만원 (slower)")
+]
+_bearer = HTTPBearer(auto_error=False)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -91,84 +213,130 @@ def create_app(settings: Settings) -> FastAPI:
         state = ServingState(settings)
         app.state.serving = state
         await state.publisher.start()
-        await state.load_champion()
-        watcher = asyncio.create_task(state.wait_for_champion(), name="champion-watcher")
+        follower = RegistryFollower(settings, state.reload, state.loaded_version)
+        tasks = [
+            asyncio.create_task(state.load_initial(), name="initial-load"),
+            asyncio.create_task(follower.run(), name="registry-follower"),
+        ]
         yield
-        watcher.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
         await state.publisher.stop()
         await state.redis.aclose()
 
     app = FastAPI(
         title="homeloop prediction API",
         version="1",
-        description="Fair sale prices of apartments in 만원, served from the online store.",
+        description="Fair sale prices of apartments in 만원, from the online store's features.",
         lifespan=lifespan,
     )
 
+    @app.exception_handler(RequestValidationError)
+    async def count_invalid(request: Request, exc: RequestValidationError) -> Response:
+        REQUESTS.labels(request.url.path, "422", "none").inc()
+        return await request_validation_exception_handler(request, exc)
+
+    def admin(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        expected = settings.admin_token.get_secret_value().encode()
+        given = credentials.credentials.encode() if credentials else b""
+        if not credentials or not secrets.compare_digest(given, expected):
+            raise HTTPException(
+                401, "a valid admin bearer token is required", {"WWW-Authenticate": "Bearer"}
+            )
+
+    def champion_or_503(state: ServingState, route: str) -> LoadedModel:
+        model = state.slots.get(CHAMPION)  # read the slot once per request
+        if model is None:
+            REQUESTS.labels(route, "503", "none").inc()
+            reason = state.load_errors.get(CHAMPION, "no champion registered yet")
+            raise HTTPException(503, f"no model loaded: {reason}")
+        return model
+
     @app.post(
-        "/v1/predictions",
+        PREDICT,
         response_model=PredictionPublic,
-        responses={404: {"model": Problem}, 503: {"model": Problem}},
+        responses={
+            404: {"model": Problem, "description": "The store does not know the listing id"},
+            503: {"model": Problem, "description": "No model loaded, or store down (by id)"},
+        },
         tags=["predictions"],
     )
-    async def predict(body: PredictionRequest, state: StateDep) -> PredictionPublic:
-        """Predict one listing's price from its features in the online store."""
+    async def predict(
+        body: PredictionRequest, state: StateDep, explain: ExplainQuery = False
+    ) -> Response:
+        """Predict one listing's price: by id (its features from the online store) or by its
+        attributes (a listing the store does not know yet)."""
         started = time.perf_counter()
-        model: LoadedModel | None = state.slots.get(CHAMPION)  # read the slot once
-        if model is None:
-            REQUESTS.labels("/v1/predictions", "503", "none").inc()
-            raise HTTPException(503, f"no model loaded: {state.load_error or 'loading'}")
-        t0 = time.perf_counter()
-        row = await state.features.read(body.listing_id)
-        FEATURE_READ_SECONDS.observe(time.perf_counter() - t0)
-        if row is None:
-            REQUESTS.labels("/v1/predictions", "404", CHAMPION).inc()
-            raise HTTPException(404, f"listing {body.listing_id!r} is not in the online store")
-        t0 = time.perf_counter()
-        vector = np.asarray([feature_vector(row, model.features)], dtype=np.float64)
-        price = to_manwon(float(model.predict(vector)[0]))
-        MODEL_SECONDS.observe(time.perf_counter() - t0)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        prediction_id = uuid4()
-        state.publisher.publish(
-            PredictionEvent(
-                prediction_id=prediction_id,
-                listing_id=body.listing_id,
-                user_id=body.user_id,
-                predicted_price=price,
-                model_name=model.name,
-                model_version=model.version,
-                variant=CHAMPION,
-                features=row,
-                latency_ms=latency_ms,
+        model = champion_or_503(state, PREDICT)
+        batch = await state.predictor.features([body])
+        FEATURE_READ_SECONDS.observe(time.perf_counter() - started)
+        if 0 in batch.errors:
+            status, detail = batch.errors[0]
+            REQUESTS.labels(PREDICT, str(status), CHAMPION).inc()
+            raise HTTPException(status, detail)
+        (out,) = state.respond(model, [body], batch, explain, started)
+        REQUESTS.labels(PREDICT, "200", CHAMPION).inc()
+        REQUEST_SECONDS.labels(PREDICT).observe(time.perf_counter() - started)
+        return _json(out)
+
+    @app.post(
+        BATCH,
+        response_model=BatchPublic,
+        responses={
+            413: {"model": Problem, "description": "More listings than the batch limit"},
+            503: {"model": Problem, "description": "No model loaded"},
+        },
+        tags=["predictions"],
+    )
+    async def predict_batch(
+        body: BatchRequest, state: StateDep, explain: ExplainQuery = False
+    ) -> Response:
+        """Predict up to the batch limit of listings with one feature round trip; a listing
+        that cannot be answered is listed under ``errors`` and the rest are answered."""
+        started = time.perf_counter()
+        limit = settings.serving_batch_limit
+        if len(body.items) > limit:
+            REQUESTS.labels(BATCH, "413", "none").inc()
+            raise HTTPException(
+                413, f"{len(body.items)} listings in one batch; the limit is {limit}"
             )
-        )
-        PREDICTED_PRICE.observe(price)
-        REQUESTS.labels("/v1/predictions", "200", CHAMPION).inc()
-        REQUEST_SECONDS.labels("/v1/predictions").observe(time.perf_counter() - started)
-        return PredictionPublic(
-            prediction_id=prediction_id,
-            listing_id=body.listing_id,
-            price=price,
-            model_name=model.name,
-            model_version=model.version,
-            variant=CHAMPION,
-            latency_ms=round(latency_ms, 3),
-        )
+        model = champion_or_503(state, BATCH)
+        batch = await state.predictor.features(body.items)
+        FEATURE_READ_SECONDS.observe(time.perf_counter() - started)
+        answers = state.respond(model, body.items, batch, explain, started)
+        errors = [
+            {"index": i, "listing_id": body.items[i].listing_id, "status": s, "detail": d}
+            for i, (s, d) in sorted(batch.errors.items())
+        ]
+        REQUESTS.labels(BATCH, "200", CHAMPION).inc()
+        REQUEST_SECONDS.labels(BATCH).observe(time.perf_counter() - started)
+        return _json({"predictions": [a for a in answers if a is not None], "errors": errors})
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
         """Alive: the process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=Readiness, tags=["operations"])
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+        tags=["operations"],
+    )
     async def readyz(state: StateDep) -> JSONResponse:
         """Ready: a model is loaded and the online store and broker are reachable."""
         checks: dict[str, Literal["ok", "failing"]] = {}
         details: dict[str, str] = {}
         model = state.slots.get(CHAMPION)
         checks["model"] = "ok" if model else "failing"
-        details["model"] = f"v{model.version}" if model else (state.load_error or "loading")
+        details["model"] = (
+            f"v{model.version}" if model else state.load_errors.get(CHAMPION, "loading")
+        )
         try:
             await asyncio.wait_for(state.ping_redis(), 1.0)
             checks["online_store"] = "ok"
@@ -187,17 +355,52 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v1/models", response_model=ModelsPublic, tags=["models"])
     async def models(state: StateDep) -> ModelsPublic:
         """The loaded model versions, their slots and the traffic split."""
-        return ModelsPublic(
-            models=[
-                ModelSlotPublic(
-                    slot=slot,
-                    model_name=m.name,
-                    version=m.version,
-                    features=list(m.features),
-                    traffic_share=1.0 if slot == CHAMPION else 0.0,
-                )
-                for slot, m in state.slots.items()
-            ]
+        traffic = state.slots.traffic()
+        return ModelsPublic.model_validate(
+            {
+                "models": [
+                    {
+                        "slot": slot,
+                        "model_name": m.name,
+                        "version": m.version,
+                        "flavor": m.model.flavor,
+                        "target": m.model.target.kind,
+                        "features": list(m.features),
+                        "traffic_share": traffic[slot],
+                        "loaded_at": m.loaded_at,
+                    }
+                    for slot, m in state.slots.items()
+                ],
+                "traffic": traffic,
+            }
+        )
+
+    @app.post(
+        "/v1/admin/models/{slot}/reload",
+        response_model=ReloadPublic,
+        responses={
+            401: {"model": Problem, "description": "Missing or wrong admin token"},
+            404: {"model": Problem, "description": "No version holds that alias"},
+            409: {"model": Problem, "description": "The version failed to load or check"},
+        },
+        dependencies=[Depends(admin)],
+        tags=["admin"],
+    )
+    async def reload(slot: Literal["champion", "challenger"], state: StateDep) -> ReloadPublic:
+        """Load the version the alias points to now; on failure the old model keeps serving."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model, previous = await state.reload(slot)
+        except MlflowException as exc:
+            raise HTTPException(404, f"no version holds the alias {slot!r}: {exc}") from exc
+        except Exception as exc:
+            kept = state.loaded_version(slot)
+            raise HTTPException(
+                409, f"load failed, still serving {kept and 'v' + kept}: {exc}"
+            ) from exc
+        return ReloadPublic(
+            slot=slot, version=model.version, previous_version=previous and previous.version
         )
 
     return app

@@ -1,0 +1,112 @@
+"""From requests to prices: features for many listings in one round trip, one model call.
+
+By id, a listing's whole vector comes from the online store (:class:`OnlineReader`, one
+script call for every id of a batch). By attributes, the listing's own features are
+computed by the same formulas the listing agent uses and only the market figures come
+from the store (one pipelined call). If the store is unreachable, requests by attributes
+are still answered, without market figures and flagged ``degraded``; requests by id
+cannot be and get a 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from redis.exceptions import RedisError
+
+from homeloop.features import LISTING_FEATURES, MODEL_FEATURES, dong_id, listing_feature_columns
+from homeloop.online_reader import OnlineReader
+from homeloop.price_levels import RESOLVED
+from serving.schemas import ListingAttributes, PredictionRequest
+
+logger = logging.getLogger(__name__)
+
+_COLUMN = {name: i for i, name in enumerate(MODEL_FEATURES)}
+_LEVEL = _COLUMN["avg_price_3m"]
+ATTRIBUTES = ("area_sqm", "floor", "build_year", "lat", "lon", "asking_price")
+
+STORE_DOWN = "online store unreachable: market figures missing"
+NO_LEVEL = "no market price level for this place: the training window's median was used"
+
+
+@dataclass
+class FeatureBatch:
+    """Rows in :data:`MODEL_FEATURES` order, and per row what went wrong or was filled in."""
+
+    matrix: np.ndarray
+    updated_at_us: np.ndarray  # NaN where the store gave no listing features
+    errors: dict[int, tuple[int, str]] = field(default_factory=dict)  # row -> (status, detail)
+    degraded: list[list[str]] = field(default_factory=list)
+    store_ok: bool = True
+
+
+def attribute_rows(listings: list[ListingAttributes], at: pd.Timestamp) -> np.ndarray:
+    """The listing columns for listings described in requests (pure)."""
+    frame = pd.DataFrame([{a: getattr(item, a) for a in ATTRIBUTES} for item in listings])
+    computed, _ = listing_feature_columns(frame, pd.Series([at] * len(listings)))
+    out = np.full((len(listings), len(MODEL_FEATURES)), np.nan)
+    for name in LISTING_FEATURES:
+        out[:, _COLUMN[name]] = computed[name]
+    return out
+
+
+class Predictor:
+    def __init__(self, reader: OnlineReader) -> None:
+        self._reader = reader
+
+    async def features(self, requests: list[PredictionRequest]) -> FeatureBatch:
+        n = len(requests)
+        batch = FeatureBatch(np.full((n, len(MODEL_FEATURES)), np.nan), np.full(n, np.nan))
+        batch.degraded = [[] for _ in range(n)]
+        by_id = [i for i, r in enumerate(requests) if r.listing is None]
+        by_attrs = [i for i, r in enumerate(requests) if r.listing is not None]
+        if by_id:
+            ids = [requests[i].listing_id or "" for i in by_id]
+            try:
+                found = await self._reader.read(ids)
+            except (RedisError, OSError) as exc:
+                logger.warning("online store read failed: %s", exc)
+                batch.store_ok = False
+                for i in by_id:
+                    batch.errors[i] = (503, f"{STORE_DOWN}; send the listing's attributes")
+            else:
+                rows = np.asarray(by_id)
+                batch.matrix[rows] = found.matrix
+                batch.updated_at_us[rows] = found.updated_at_us
+                for k, i in enumerate(by_id):
+                    if not found.found[k]:
+                        batch.errors[i] = (404, f"listing {ids[k]!r} is not in the online store")
+        if by_attrs:
+            listings = [requests[i].listing for i in by_attrs]
+            rows = np.asarray(by_attrs)
+            batch.matrix[rows] = attribute_rows(listings, pd.Timestamp.now(tz="UTC"))  # type: ignore[arg-type]
+            places = [
+                (item.complex_id, dong_id(item.region_code, item.dong), item.region_code)
+                for item in listings
+                if item is not None
+            ]
+            try:
+                market = await self._reader.read_market(places)
+            except (RedisError, OSError) as exc:
+                logger.warning("online store read failed: %s", exc)
+                batch.store_ok = False
+                for i in by_attrs:
+                    batch.degraded[i].append(STORE_DOWN)
+            else:
+                for name in RESOLVED:
+                    batch.matrix[rows, _COLUMN[name]] = market[name]
+        for i in range(n):
+            missing = i not in batch.errors and np.isnan(batch.matrix[i, _LEVEL])
+            if missing and STORE_DOWN not in batch.degraded[i]:
+                batch.degraded[i].append(NO_LEVEL)
+        return batch
+
+
+def feature_age_s(updated_at_us: float, now: float | None = None) -> float | None:
+    if np.isnan(updated_at_us):
+        return None
+    return max(0.0, (now or time.time()) - updated_at_us / 1e6)
