@@ -6,62 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from batch.market import run_market_job
 from batch.train import run_training
 from homeloop.features import MODEL_FEATURES
 from homeloop.model_store import alias_version
 from homeloop.registry import CHALLENGER, FEATURES_TAG, encode_features
 from homeloop.settings import Settings
-from homeloop.stack import provision
 from homeloop.tracking import mlflow_client
 from serving.app import create_app
 from serving.predictor import NO_LEVEL, STORE_DOWN
-from streams.listing_agent import listing_rows
-from streams.online_writer import ListingWriter
-from tests.conftest import drop_schema, isolated
-from tests.factories import listing_event, synthetic_deals
+from tests.factories import synthetic_deals
 from tests.topics import read_topic
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 TOKEN = {"Authorization": "Bearer changethis"}
 ATTRIBUTES = {"complex_id": "C1", "region_code": "41135", "dong": "정자동", "area_sqm": 84.9,
               "floor": 9, "build_year": 2004, "lat": 37.36, "lon": 127.11}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def served(
-    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    """A champion, the market views of its complex, and three listings in the online store."""
-    settings = isolated(stack_settings, tmp_path_factory.mktemp("api") / "data").model_copy(
-        update={"serving_batch_limit": 3, "serving_registry_poll_s": 3600}
-    )
-    provision(settings)
-    deals = synthetic_deals(3_000)
-    run_training(settings, deals)
-    run_market_job(settings, datetime(2026, 1, 1, tzinfo=UTC), T0, deals=deals, leases=None)
-    events = [listing_event(f"A-{i}", event_time=T0, area_sqm=60.0 + 20 * i) for i in range(3)]
-
-    async def write() -> None:
-        import redis.asyncio as aioredis
-
-        client = aioredis.from_url(settings.require().redis_url)
-        await ListingWriter(client, settings.feast_project).write(listing_rows(events)[0])
-        await client.aclose()
-
-    asyncio.run(write())
-    yield settings
-    drop_schema(settings)
 
 
 @asynccontextmanager
@@ -250,3 +217,23 @@ def test_with_the_online_store_down_attributes_still_get_answers(served: Setting
         assert ready.json()["checks"] == {"model": "ok", "online_store": "failing", "broker": "ok"}
 
     run(down, scenario)
+
+
+def test_replicas_follow_model_events_into_the_challenger_slot(served: Settings) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        await asyncio.sleep(2)  # the follower's consumer starts at the latest offset
+        outcome = await asyncio.to_thread(run_training, served, synthetic_deals(3_000))
+        assert outcome.alias == CHALLENGER  # published `staged` on model-events
+        slots: dict = {}
+        for _ in range(150):
+            slots = (await http.get("/v1/models")).json()
+            if len(slots["models"]) == 2:
+                break
+            await asyncio.sleep(0.1)
+        versions = {m["slot"]: m["version"] for m in slots["models"]}
+        assert versions == {"champion": "1", "challenger": outcome.version}
+        assert slots["traffic"] == {"champion": 1.0, "challenger": 0.0}
+        served_by = await http.post("/v1/predictions", json={"listing_id": "A-0"})
+        assert served_by.json()["model_version"] == "1"  # the challenger takes no traffic yet
+
+    run(served, scenario)
