@@ -33,3 +33,10 @@ PUBLISH_DROPPED = Counter(
 MODEL_INFO = Gauge(
     "homeloop_model_info", "Loaded model version per slot", ["slot", "model", "version"]
 )
+SPOOLED = Counter(
+    "homeloop_predictions_spooled_total",
+    "Prediction events written to the local disk spool (buffer full or broker unreachable)",
+)
+SPOOL_DEPTH = Gauge(
+    "homeloop_publish_spool_depth", "Prediction events waiting in the local disk spool"
+)

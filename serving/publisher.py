@@ -1,8 +1,11 @@
-"""Publishes prediction events to Kafka without making requests wait.
+"""Publishes prediction events to Kafka without making requests wait, and without losing any.
 
-Requests put events in a bounded buffer; a background task drains it in batches and
-retries until the broker takes them, so a broker outage delays events, never the
-response. When the buffer is full the event is counted as dropped (issue 6 spools it).
+``publish()`` only appends to memory. A background sender drains that buffer in batches and
+retries until the broker acknowledges. While the broker is away, events wait: in memory up to
+a bound, then in a spool on local disk (JSON lines, one event a line), which the sender replays
+once the broker is back, also after a crash or a shutdown. An event is dropped only when the
+spool is full too. Delivery is at least once: a retry or a replay can repeat an event, and
+consumers dedupe on ``event_id``; order across an outage is not kept.
 """
 
 from __future__ import annotations
@@ -10,101 +13,365 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from homeloop.events import PredictionEvent
 from homeloop.settings import Settings
 from homeloop.topics import message_key
-from serving.metrics import PUBLISH_BUFFER, PUBLISH_DROPPED, PUBLISHED
+from serving.metrics import (
+    PUBLISH_BUFFER,
+    PUBLISH_DROPPED,
+    PUBLISHED,
+    SPOOL_DEPTH,
+    SPOOLED,
+)
+from serving.spool import DiskSpool, Record, decode
 
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# A dead broker must fail a send within seconds, so the sender notices and starts spooling;
+# aiokafka's default (40 s) would hold a batch in flight for that long.
+REQUEST_TIMEOUT_MS = 3_000
+# A send not settled by then is taken as failed (aiokafka expires it sooner in practice).
+ACK_TIMEOUT_S = 3 * REQUEST_TIMEOUT_MS / 1000
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 2.0
+# During an outage memory holds at most this share of the buffer; the rest goes to disk,
+# where it survives a crash.
+OUTAGE_HIGH_WATER = 0.5
+IDLE_POLL_S = 1.0
+SPILL_LOG_EVERY_S = 10.0
 
 
 class PredictionPublisher:
-    def __init__(self, settings: Settings, buffer_size: int = 10_000) -> None:
+    """The request path's door to the ``predictions`` topic."""
+
+    def __init__(self, settings: Settings, buffer_size: int | None = None) -> None:
         self._settings = settings
         self._topic = settings.topic("predictions")
-        self._queue: asyncio.Queue[PredictionEvent] = asyncio.Queue(maxsize=buffer_size)
+        self._buffer_size = buffer_size or settings.publish_buffer_size
+        self._batch = min(BATCH, self._buffer_size)
+        self._buffer: deque[PredictionEvent] = deque()
+        self._inflight: list[Record] = []  # taken from the buffer, not yet acknowledged
+        self._spool = DiskSpool(settings.data_dir / "spool" / self._topic)
+        self._spool_max_bytes = settings.publish_spool_max_mb * 1024 * 1024
+        self._spill: list[bytes] = []  # on their way to the spool
+        self._spool_pending = 0  # events in the spool or on their way to it
+        self._spool_bytes = 0
+        self._spooled_total = 0
+        self._dropped_total = 0
+        self._spill_logged_at = -SPILL_LOG_EVERY_S
+        self._closed = False
+        self._wake = asyncio.Event()  # work for the sender
+        self._spill_wake = asyncio.Event()  # work for the spool writer
         self._producer: AIOKafkaProducer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self.connected = False
 
     def publish(self, event: PredictionEvent) -> None:
-        """Hand an event to the background sender; never blocks the request."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            PUBLISH_DROPPED.inc()
-            logger.error("prediction buffer full, dropped prediction_id=%s", event.prediction_id)
-        PUBLISH_BUFFER.set(self._queue.qsize())
+        """Hand an event to the background sender; never blocks and never touches the disk."""
+        if self._closed:
+            self._drop(1, f"publisher stopped, prediction_id={event.prediction_id}")
+        elif self._in_memory() < self._memory_limit():
+            self._buffer.append(event)
+            self._wake.set()
+        else:
+            now = time.monotonic()
+            if now - self._spill_logged_at >= SPILL_LOG_EVERY_S:
+                self._spill_logged_at = now
+                logger.warning(
+                    "prediction buffer at its limit, spooling to disk topic=%s buffered=%d "
+                    "spooled_pending=%d connected=%s",
+                    self._topic,
+                    self._in_memory(),
+                    self._spool_pending,
+                    self.connected,
+                )
+            self._to_spool([event.to_bytes()])
+        self._update_gauges()
+
+    def stats(self) -> dict[str, int | bool]:
+        """Where this process's events are, for readiness details."""
+        return {
+            "buffered": self._in_memory(),
+            "spooled_pending": self._spool_pending,
+            "spooled_total": self._spooled_total,
+            "dropped_total": self._dropped_total,
+            "connected": self.connected,
+        }
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="prediction-publisher")
+        """Count what an earlier process left in the spool, then start sending and spooling."""
+        events, size = await asyncio.to_thread(self._spool.scan)
+        if events:
+            logger.warning(
+                "replaying prediction events an earlier run spooled topic=%s events=%d",
+                self._topic,
+                events,
+            )
+        self._spool_pending += events
+        self._spool_bytes += size
+        self._update_gauges()
+        self._writer = asyncio.create_task(self._write_loop(), name="prediction-spool-writer")
+        self._sender = asyncio.create_task(self._run(), name="prediction-publisher")
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
-        """Send what is buffered (bounded by a timeout), then close the producer."""
-        if self._task is None:
+        """Send what is in memory (within the timeout) and spool the rest: a stop loses nothing."""
+        if self._closed:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), drain_timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        if self._producer is not None:
-            await self._producer.stop()
+        if self._sender is not None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + drain_timeout
+            while self._in_memory() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        left = [value for _, value in self._inflight]
+        left += [event.to_bytes() for event in self._buffer]
+        self._inflight, self._buffer = [], deque()
+        if left:
+            logger.warning(
+                "spooling unsent prediction events at shutdown topic=%s events=%d",
+                self._topic,
+                len(left),
+            )
+            self._to_spool(left)
+        self._closed = True
+        self._spill_wake.set()
+        if self._writer is not None:
+            await self._writer
+        await self._flush_spill()  # whatever arrived while the writer was finishing
+        await asyncio.to_thread(self._spool.seal)
+        await self._close_producer()
+        self._update_gauges()
 
-    async def _connect(self) -> AIOKafkaProducer:
-        delay = 0.2
+    # Memory and spool bookkeeping, on the event loop.
+
+    def _in_memory(self) -> int:
+        return len(self._buffer) + len(self._inflight)
+
+    def _memory_limit(self) -> int:
+        """The whole buffer while the broker answers; part of it during an outage."""
+        if self.connected:
+            return self._buffer_size
+        return max(1, int(self._buffer_size * OUTAGE_HIGH_WATER))
+
+    def _to_spool(self, lines: list[bytes]) -> None:
+        """Queue lines for the spool writer, or drop them if the spool would outgrow its bound."""
+        for line in lines:
+            size = len(line) + 1
+            if self._spool_bytes + size > self._spool_max_bytes:
+                self._drop(1, f"spool full ({self._spool_max_bytes} bytes)")
+                continue
+            self._spill.append(line)
+            self._spool_bytes += size
+            self._spool_pending += 1
+        self._spill_wake.set()
+
+    def _drop(self, count: int, reason: str) -> None:
+        self._dropped_total += count
+        PUBLISH_DROPPED.inc(count)
+        logger.error("dropped prediction events topic=%s count=%d: %s", self._topic, count, reason)
+
+    def _update_gauges(self) -> None:
+        PUBLISH_BUFFER.set(self._in_memory())
+        SPOOL_DEPTH.set(self._spool_pending)
+
+    # The spool writer: file appends happen in a thread, a batch at a time.
+
+    async def _write_loop(self) -> None:
         while True:
+            await self._spill_wake.wait()
+            self._spill_wake.clear()
+            await self._flush_spill()
+            if self._closed:
+                return
+
+    async def _flush_spill(self) -> None:
+        lines, self._spill = self._spill, []
+        if not lines:
+            return
+        try:
+            await asyncio.to_thread(self._spool.append, lines)
+        except OSError as exc:
+            self._spool_pending -= len(lines)
+            self._spool_bytes -= sum(len(line) + 1 for line in lines)
+            self._drop(len(lines), f"spool write failed: {exc}")
+            return
+        self._spooled_total += len(lines)
+        SPOOLED.inc(len(lines))
+        self._update_gauges()
+        self._wake.set()
+
+    # The sender: the buffer first, then one spool segment, in turns, so neither starves.
+
+    async def _run(self) -> None:
+        """The sender never gives up: an unexpected error is logged and the work resumed."""
+        while True:
+            try:
+                await self._producer_ready()  # connect early: readiness reads ``connected``
+                await self._send_forever()
+            except Exception:
+                logger.exception("prediction sender failed, resuming in %.1fs", BACKOFF_MAX_S)
+                await asyncio.sleep(BACKOFF_MAX_S)
+
+    async def _send_forever(self) -> None:
+        while True:
+            self._wake.clear()
+            worked = False
+            if self._buffer or self._inflight:
+                await self._send_buffered()
+                worked = True
+            if self._spool_pending > len(self._spill):
+                worked = await self._replay_one() or worked
+            if not worked:
+                # A segment another process holds is retried now and then.
+                on_disk = self._spool_pending > len(self._spill)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S if on_disk else None)
+
+    async def _send_buffered(self) -> None:
+        if not self._inflight:  # else a batch an error interrupted goes first
+            count = min(len(self._buffer), self._batch)
+            events = [self._buffer.popleft() for _ in range(count)]
+            self._inflight = [(message_key(e), e.to_bytes()) for e in events]
+        await self._deliver(self._inflight)
+        self._update_gauges()
+
+    async def _replay_one(self) -> bool:
+        """Send the oldest spool segment nobody else holds; delete it once all is acknowledged."""
+        segment = await asyncio.to_thread(self._spool.claim_oldest)
+        if segment is None:  # only the segment being written is left: close it and take it
+            await asyncio.to_thread(self._spool.seal)
+            segment = await asyncio.to_thread(self._spool.claim_oldest)
+        if segment is None:
+            return False
+        try:
+            records, corrupt = await asyncio.to_thread(decode, segment.lines)
+            if corrupt:
+                self._drop(corrupt, f"unreadable lines in {segment.path.name}")
+            for start in range(0, len(records), self._batch):
+                await self._deliver(records[start : start + self._batch])
+            await asyncio.to_thread(segment.delete)
+        finally:
+            segment.release()
+        self._spool_pending -= len(segment.lines)
+        self._spool_bytes -= segment.size
+        logger.info(
+            "replayed spooled predictions topic=%s segment=%s events=%d",
+            self._topic,
+            segment.path.name,
+            len(records),
+        )
+        self._update_gauges()
+        return True
+
+    async def _deliver(self, pending: list[Record]) -> None:
+        """Send until the broker acknowledges every record, removing them from ``pending``.
+
+        The list is the caller's: if the task is cancelled, what is left in it was not
+        acknowledged, which is what ``stop()`` spools.
+
+        A failed attempt (aiokafka has retried for the whole request timeout by then) closes
+        the producer, and the next attempt starts a new one once the broker answers, with the
+        cluster's metadata read afresh. The old producer would keep sending on what it knew:
+        a broker that came back empty (the local tansu keeps topics in memory) acknowledges
+        sends to a topic it no longer has, and the events vanish.
+        """
+        delay = BACKOFF_MIN_S
+        while pending:
+            producer = await self._producer_ready()
+            failed, error = await self._attempt(producer, pending)
+            PUBLISHED.inc(len(pending) - len(failed))
+            pending[:] = failed
+            if not failed:
+                self.connected = True
+                return
+            self.connected = False
+            logger.warning(
+                "prediction events not acknowledged topic=%s count=%d retry_in=%.1fs error=%r",
+                self._topic,
+                len(failed),
+                delay,
+                error,
+            )
+            await self._close_producer()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    async def _attempt(
+        self, producer: AIOKafkaProducer, records: list[Record]
+    ) -> tuple[list[Record], BaseException | None]:
+        """One try at sending ``records``: those not acknowledged, and an error seen."""
+        futures: list[asyncio.Future[Any]] = []
+        error: BaseException | None = None
+        try:
+            for key, value in records:
+                futures.append(await producer.send(self._topic, value, key=key))
+        except Exception as exc:  # no metadata or a closed producer: the rest failed
+            error = exc
+        if futures:
+            await asyncio.wait(futures, timeout=ACK_TIMEOUT_S)
+        failed: list[Record] = []
+        for record, future in zip(records, futures, strict=False):
+            if not future.done():
+                future.add_done_callback(_retrieve)  # abandoned: its outcome no longer matters
+                error = error or TimeoutError(f"no acknowledgement in {ACK_TIMEOUT_S:.0f}s")
+            elif future.cancelled():
+                error = error or asyncio.CancelledError("send cancelled")
+            elif future.exception() is not None:
+                error = error or future.exception()
+            else:
+                continue
+            failed.append(record)
+        failed += records[len(futures) :]
+        return failed, error
+
+    async def _producer_ready(self) -> AIOKafkaProducer:
+        """The producer, started; while the broker is down, retried with backoff."""
+        delay = BACKOFF_MIN_S
+        while self._producer is None:
+            servers = self._settings.kafka_bootstrap_servers
+            if servers is None:
+                raise RuntimeError("HOMELOOP_KAFKA_BOOTSTRAP_SERVERS not set")
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.require().kafka_bootstrap_servers,
+                bootstrap_servers=servers,
                 linger_ms=5,
                 acks=1,
                 enable_idempotence=False,
+                request_timeout_ms=REQUEST_TIMEOUT_MS,
             )
             try:
                 await producer.start()
-            except KafkaError as exc:
-                await producer.stop()
-                logger.warning("broker unreachable (%s); retrying in %.1fs", exc, delay)
+            except Exception as exc:  # KafkaConnectionError and friends while it is down
+                self.connected = False
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                logger.warning("broker unreachable, retry_in=%.1fs error=%r", delay, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
+            self._producer = producer
             self.connected = True
-            return producer
+            logger.info("connected to the broker topic=%s", self._topic)
+        return self._producer
 
-    async def _run(self) -> None:
-        self._producer = await self._connect()
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._send(batch)
-            for _ in batch:
-                self._queue.task_done()
-            PUBLISH_BUFFER.set(self._queue.qsize())
+    async def _close_producer(self) -> None:
+        """Close the producer; bounded, because closing flushes and the broker may be gone."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), 2 * REQUEST_TIMEOUT_MS / 1000)
 
-    async def _send(self, batch: list[PredictionEvent]) -> None:
-        assert self._producer is not None
-        pending = batch
-        delay = 0.2
-        while pending:
-            futures = [
-                await self._producer.send(self._topic, e.to_bytes(), key=message_key(e))
-                for e in pending
-            ]
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [e for e, r in zip(pending, results, strict=True) if isinstance(r, Exception)]
-            PUBLISHED.inc(len(pending) - len(failed))
-            self.connected = not failed
-            if failed:
-                logger.warning(
-                    "%d prediction events not sent; retrying in %.1fs", len(failed), delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            pending = failed
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark an abandoned send's exception as seen, so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()
