@@ -7,11 +7,13 @@ is instant and each process loads only what it runs.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -219,14 +221,25 @@ def serve() -> None:
     from serving.app import create_app
 
     settings = _settings()
+    server: dict[str, Any] = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "loop": "uvloop",  # libuv's event loop: about twice asyncio's for small requests
+        "http": "httptools",  # the C HTTP parser
+        "log_level": settings.log_level.lower(),
+        "access_log": False,  # a line per request costs more than the request
+    }
+    if settings.serving_workers == 1:
+        uvicorn.run(create_app(settings), **server)
+        return
+    # Several workers: each imports the app, loads the models and publishes on its own;
+    # metrics go through files that /metrics sums (set before the workers start).
+    metrics_dir = settings.data_dir.resolve() / "metrics" / f"serve-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level.lower(),
-        access_log=False,
+        "serving.app:app_from_env", factory=True, workers=settings.serving_workers, **server
     )
 
 

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # Serving: most listings one batch request may ask for (more is a 413), and how often
     # a replica checks the registry's aliases besides following model-events.
     serving_batch_limit: int = Field(default=100, ge=1, le=10_000)
+    # Server processes behind the one port (uvicorn workers). One Python process tops out
+    # near one core; the second uses the other core of a 2-core host.
+    serving_workers: int = Field(default=2, ge=1, le=64)
     serving_registry_poll_s: float = Field(default=30.0, gt=0)
 
     # MOLIT open API (data.go.kr). The key is a secret; the cache saves reruns a call.

@@ -8,7 +8,9 @@ broker; TreeSHAP runs only when ``?explain=true`` asks for it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +27,8 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from homeloop.events import PredictionEvent
 from homeloop.features import MODEL_FEATURES
@@ -90,9 +93,9 @@ class ServingState:
             previous = self.slots.put(slot, model)
             self.load_errors.pop(slot, None)
             if previous is not None:
-                with suppress(KeyError):
-                    MODEL_INFO.remove(slot, previous.name, previous.version)
+                MODEL_INFO.labels(slot, previous.name, previous.version).set(0)
             MODEL_INFO.labels(slot=slot, model=model.name, version=model.version).set(1)
+            freeze_heap()
             logger.info("slot %s: v%s (was %s)", slot, model.version, previous and previous.version)
             return model, previous
 
@@ -189,6 +192,18 @@ class ServingState:
         return out
 
 
+def freeze_heap() -> None:
+    """Move what start-up and model loads allocated out of the collector's sight.
+
+    Without it, full collections walk the models and libraries on every cycle: pauses of
+    100–600 ms measured under load (the p99 of the serving benchmark). A higher first
+    threshold makes young collections rarer on a path that allocates per request.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 def _json(body: object) -> Response:
     """orjson straight to bytes: the body is built from plain values already, so a second
     validation pass through the response model would only cost time."""
@@ -213,6 +228,7 @@ def create_app(settings: Settings) -> FastAPI:
         state = ServingState(settings)
         app.state.serving = state
         await state.publisher.start()
+        freeze_heap()
         follower = RegistryFollower(settings, state.reload, state.loaded_version)
         tasks = [
             asyncio.create_task(state.load_initial(), name="initial-load"),
@@ -350,6 +366,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: sum their files
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", response_model=ModelsPublic, tags=["models"])
@@ -404,3 +424,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory each server worker calls (``homeloop serve`` with several workers)."""
+    from homeloop.settings import load_settings
+
+    return create_app(load_settings())

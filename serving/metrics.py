@@ -1,4 +1,8 @@
-"""Prometheus metrics of the prediction service (``homeloop_*``)."""
+"""Prometheus metrics of the prediction service (``homeloop_*``).
+
+With several server workers, ``homeloop serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before
+they start and ``/metrics`` sums the workers' files; the gauges say how they combine.
+"""
 
 from __future__ import annotations
 
@@ -25,18 +29,27 @@ PREDICTED_PRICE = Histogram(
     "Distribution of predicted prices, 만원",
     buckets=(10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 150_000, 200_000, 300_000, 500_000),
 )
-PUBLISH_BUFFER = Gauge("homeloop_publish_buffer_depth", "Prediction events waiting to be sent")
+PUBLISH_BUFFER = Gauge(
+    "homeloop_publish_buffer_depth",
+    "Prediction events waiting to be sent",
+    multiprocess_mode="livesum",
+)
 PUBLISHED = Counter("homeloop_predictions_published_total", "Prediction events sent to Kafka")
 PUBLISH_DROPPED = Counter(
     "homeloop_predictions_dropped_total", "Prediction events dropped (must stay 0)"
 )
 MODEL_INFO = Gauge(
-    "homeloop_model_info", "Loaded model version per slot", ["slot", "model", "version"]
+    "homeloop_model_info",
+    "Loaded model version per slot (1 = loaded, 0 = replaced)",
+    ["slot", "model", "version"],
+    multiprocess_mode="liveall",
 )
 SPOOLED = Counter(
     "homeloop_predictions_spooled_total",
     "Prediction events written to the local disk spool (buffer full or broker unreachable)",
 )
 SPOOL_DEPTH = Gauge(
-    "homeloop_publish_spool_depth", "Prediction events waiting in the local disk spool"
+    "homeloop_publish_spool_depth",
+    "Prediction events waiting in the local disk spool",
+    multiprocess_mode="livemax",  # the workers share one spool directory
 )
