@@ -29,17 +29,13 @@ from homeloop.price_levels import LEVEL_FEATURES, LEVELS, resolve
 # dong and region market fields) as consecutive 9-byte Feast doubles, a missing value as
 # nine zero bytes, so the client decodes all of it in one vectorised step; ``stamps`` the
 # µs event time of each listing's features (false when the store does not know it).
+# The field names are constants of the script (written in by :func:`_script`), so a call
+# sends only the listings' keys: packing ~40 arguments per call cost more than the read.
 _READ = """
-local nl = tonumber(ARGV[1])
-local listing_fields = {}
-for i = 1, nl do listing_fields[i] = ARGV[1 + i] end
-local nm = tonumber(ARGV[2 + nl])
-local pos = 3 + nl
-local market_fields = {{}, {}, {}}
-for l = 1, 3 do
-  for i = 1, nm do market_fields[l][i] = ARGV[pos]; pos = pos + 1 end
-end
-local pointers = {ARGV[pos + 1], ARGV[pos + 2], ARGV[pos + 3], ARGV[pos]}
+local listing_fields = {%(listing)s}
+local market_fields = {{%(complex)s}, {%(dong)s}, {%(region)s}}
+local pointers = {%(pointers)s, %(stamp)s}
+local nl, nm = #listing_fields, #market_fields[1]
 local missing = string.rep('\\0', 9)
 local parts, stamps = {}, {}
 local function put(values, n)
@@ -62,6 +58,32 @@ for i, key in ipairs(KEYS) do
 end
 return {table.concat(parts), stamps}
 """
+
+
+def _lua(values: list[bytes | str]) -> str:
+    """Lua string literals for field names (Feast's are binary hashes): every byte escaped."""
+    return ", ".join(
+        '"' + "".join(f"\\{c:03d}" for c in (v.encode() if isinstance(v, str) else v)) + '"'
+        for v in values
+    )
+
+
+def _script() -> str:
+    listing: list[bytes | str] = [layout.field(LISTING_VIEW, n) for n in LISTING_FEATURES]
+    listing += [layout.field(ENGAGEMENT_VIEW, n) for n in ENGAGEMENT_FEATURES]
+    market = [[layout.field(view, n) for n in LEVEL_FEATURES] for view in MARKET_VIEWS]
+    pointers: list[bytes | str] = [
+        layout.MARKET_POINTERS[key] for key in ("complex_id", "dong_id", "region_code")
+    ]
+    return _READ % {
+        "listing": _lua(listing),
+        "complex": _lua(market[0]),  # type: ignore[arg-type]
+        "dong": _lua(market[1]),  # type: ignore[arg-type]
+        "region": _lua(market[2]),  # type: ignore[arg-type]
+        "pointers": _lua(pointers),
+        "stamp": _lua([layout.micros_field(LISTING_VIEW)]),
+    }
+
 
 _COLUMN = {name: i for i, name in enumerate(MODEL_FEATURES)}
 _OWN_COLUMNS = [_COLUMN[name] for name in (*LISTING_FEATURES, *ENGAGEMENT_FEATURES)]
@@ -89,24 +111,14 @@ class OnlineReader:
     def __init__(self, redis: aioredis.Redis, project: str) -> None:
         self._project = project
         self._redis = redis
-        self._script = redis.register_script(_READ)
+        self._script = redis.register_script(_script())
         self._market_fields = [
             [layout.field(view, n) for n in LEVEL_FEATURES] for view in MARKET_VIEWS
         ]
-        listing_fields: list[bytes | str] = [
-            layout.field(LISTING_VIEW, n) for n in LISTING_FEATURES
-        ]
-        listing_fields += [layout.field(ENGAGEMENT_VIEW, n) for n in ENGAGEMENT_FEATURES]
-        args: list[bytes | str | int] = [len(listing_fields), *listing_fields, len(LEVEL_FEATURES)]
-        for view in MARKET_VIEWS:
-            args += [layout.field(view, n) for n in LEVEL_FEATURES]
-        args.append(layout.micros_field(LISTING_VIEW))
-        args += [layout.MARKET_POINTERS[key] for key in ("complex_id", "dong_id", "region_code")]
-        self._args = args
 
     async def read(self, listing_ids: Sequence[str]) -> OnlineFeatures:
         keys = [layout.entity_key(self._project, "listing_id", i) for i in listing_ids]
-        raw = await self._script(keys=keys, args=self._args) if keys else []
+        raw = await self._script(keys=keys) if keys else []
         return decode_rows(list(listing_ids), raw)
 
     async def read_market(

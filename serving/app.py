@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from homeloop.events import PredictionEvent
+from homeloop.events import SCHEMA_VERSION
 from homeloop.features import MODEL_FEATURES
 from homeloop.online_reader import OnlineReader
 from homeloop.registry import CHAMPION
@@ -134,38 +134,44 @@ class ServingState:
             return out
         t0 = time.perf_counter()
         x = batch.matrix[np.ix_(ok, [_COLUMN[f] for f in model.features])]
-        prices = model.predict(x)
+        prices = np.rint(model.predict(x)).astype(np.int64).tolist()
         explanations = explain_rows(model.model, x) if explain else None
         MODEL_SECONDS.observe(time.perf_counter() - t0)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        now = time.time()
-        band = model.band
+        latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        now, wall = datetime.now(UTC), time.time()
+        band, names = model.band, model.features
+        rows = x.astype(object)
+        rows[np.isnan(x)] = None  # NaN as null, in one step
+        rows = rows.tolist()
         for k, i in enumerate(ok):
-            request = requests[i]
-            price = round(float(prices[k]))
+            request, price = requests[i], prices[k]
             prediction_id = uuid4()
-            stamp = float(batch.updated_at_us[i])
-            features = {
-                name: None if np.isnan(v) else float(v)
-                for name, v in zip(model.features, x[k], strict=True)
-            }
             listing_id = request.listing_id or f"adhoc-{prediction_id}"
-            self.publisher.publish(
-                PredictionEvent(
-                    prediction_id=prediction_id,
-                    listing_id=listing_id,
-                    user_id=request.user_id,
-                    predicted_price=price,
-                    model_name=model.name,
-                    model_version=model.version,
-                    variant=CHAMPION,
-                    features=features,
-                    latency_ms=latency_ms,
-                )
+            # The `predictions` event, encoded straight to JSON (a test validates it against
+            # PredictionEvent): building the model per row cost more than the prediction.
+            self.publisher.publish_record(
+                listing_id.encode(),
+                orjson.dumps(
+                    {
+                        "event_id": uuid4(),
+                        "event_time": now,
+                        "schema_version": SCHEMA_VERSION,
+                        "prediction_id": prediction_id,
+                        "listing_id": listing_id,
+                        "user_id": request.user_id,
+                        "predicted_price": price,
+                        "model_name": model.name,
+                        "model_version": model.version,
+                        "variant": CHAMPION,
+                        "experiment_id": None,
+                        "features": dict(zip(names, rows[k], strict=True)),
+                        "latency_ms": latency_ms,
+                    }
+                ),
             )
-            PREDICTED_PRICE.observe(price)
+            stamp = float(batch.updated_at_us[i])
             body: dict[str, Any] = {
-                "prediction_id": str(prediction_id),
+                "prediction_id": prediction_id,
                 "listing_id": request.listing_id,
                 "price": price,
                 "interval": None
@@ -179,16 +185,18 @@ class ServingState:
                 "model_version": model.version,
                 "variant": CHAMPION,
                 "features_updated_at": None
-                if np.isnan(stamp)
-                else datetime.fromtimestamp(stamp / 1e6, UTC).isoformat(),
-                "feature_age_s": feature_age_s(stamp, now),
+                if stamp != stamp
+                else datetime.fromtimestamp(stamp / 1e6, UTC),
+                "feature_age_s": feature_age_s(stamp, wall),
                 "degraded": bool(batch.degraded[i]),
                 "degraded_reasons": batch.degraded[i],
-                "latency_ms": round(latency_ms, 3),
+                "latency_ms": latency_ms,
             }
             if explanations is not None:
                 body["explanation"] = [c.model_dump() for c in explanations[k]]
             out[i] = body
+        for price in prices:
+            PREDICTED_PRICE.observe(price)
         return out
 
 

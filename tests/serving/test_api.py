@@ -15,6 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from batch.train import run_training
+from homeloop.events import PredictionEvent
 from homeloop.features import MODEL_FEATURES
 from homeloop.model_store import alias_version
 from homeloop.registry import CHALLENGER, FEATURES_TAG, encode_features
@@ -71,6 +72,7 @@ def test_prediction_by_id_with_interval_freshness_and_its_event(served: Settings
     events = [json.loads(v) for v in read_topic(served, "predictions", want=1, timeout=10)]
     mine = [e for e in events if e["prediction_id"] == body["prediction_id"]]
     assert len(mine) == 1 and mine[0]["user_id"] == "U1"
+    PredictionEvent.model_validate(mine[0])  # the hand-encoded event is the contract
     assert mine[0]["predicted_price"] == body["price"]
     assert set(mine[0]["features"]) == set(MODEL_FEATURES)
 
