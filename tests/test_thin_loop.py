@@ -32,6 +32,7 @@ from homeloop.settings import Settings
 from homeloop.simulate import Simulation
 from homeloop.stack import provision
 from homeloop.stack.ports import free_port
+from homeloop.stack.process import terminate_all
 from serving.model_slots import load_alias
 from streams.decoding import Decoded, decode
 from tests.conftest import isolated
@@ -89,13 +90,7 @@ def loop(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
             time.sleep(0.5)
         yield Loop(settings, api_url, f"http://127.0.0.1:{settings.worker_web_port}", tmp)
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        terminate_all(children)
 
 
 async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:

@@ -99,3 +99,14 @@ class ServiceProcess:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def terminate_all(children: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+    """Ask every child to stop at once, then wait for each (killing what does not stop)."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
