@@ -239,3 +239,23 @@ def test_replicas_follow_model_events_into_the_challenger_slot(served: Settings)
         assert served_by.json()["model_version"] == "1"  # the challenger takes no traffic yet
 
     run(served, scenario)
+
+
+def test_concurrent_requests_share_a_read_and_each_gets_its_own_listing(served: Settings) -> None:
+    async def scenario(http: httpx.AsyncClient) -> None:
+        ids = ["A-0", "A-1", "NOPE", "A-2"] * 5
+        answers = await asyncio.gather(
+            *(http.post("/v1/predictions", json={"listing_id": i}) for i in ids)
+        )
+        prices: dict[str, set[int]] = {}
+        for listing_id, r in zip(ids, answers, strict=True):
+            if listing_id == "NOPE":
+                assert r.status_code == 404
+                continue
+            assert r.status_code == 200 and r.json()["listing_id"] == listing_id
+            prices.setdefault(listing_id, set()).add(r.json()["price"])
+        # One price per listing, and the 100 ㎡ flat dearer than the 60 ㎡ one: no row mixed up.
+        assert all(len(p) == 1 for p in prices.values())
+        assert min(prices["A-0"]) < min(prices["A-2"])
+
+    run(served, scenario)
