@@ -42,7 +42,6 @@ class FeatureBatch:
     updated_at_us: np.ndarray  # NaN where the store gave no listing features
     errors: dict[int, tuple[int, str]] = field(default_factory=dict)  # row -> (status, detail)
     degraded: list[list[str]] = field(default_factory=list)
-    store_ok: bool = True
 
 
 def attribute_rows(listings: list[ListingAttributes], at: pd.Timestamp) -> np.ndarray:
@@ -123,7 +122,6 @@ class Predictor:
                 found = await self._coalesced.read(ids)
             except (RedisError, OSError) as exc:
                 logger.warning("online store read failed: %s", exc)
-                batch.store_ok = False
                 for i in by_id:
                     batch.errors[i] = (503, f"{STORE_DOWN}; send the listing's attributes")
             else:
@@ -146,7 +144,6 @@ class Predictor:
                 market = await self._reader.read_market(places)
             except (RedisError, OSError) as exc:
                 logger.warning("online store read failed: %s", exc)
-                batch.store_ok = False
                 for i in by_attrs:
                     batch.degraded[i].append(STORE_DOWN)
             else:
