@@ -103,14 +103,20 @@ class ServingState:
         model = self.slots.get(slot)
         return model.version if model else None
 
-    async def load_initial(self, every_s: float = 2.0) -> None:
-        """Load the slots' aliases; until a champion exists (a fresh deployment may start
-        first), keep looking."""
+    async def load_slots(self) -> None:
+        """Load every slot's alias once, before the process takes traffic: with several
+        workers behind one port, a worker that answered before loading would send 503s
+        while its siblings serve."""
         from mlflow.exceptions import MlflowException
 
         for slot in SLOTS:
             with suppress(MlflowException, RuntimeError):
                 await self.reload(slot)
+
+    async def wait_for_champion(self, every_s: float = 2.0) -> None:
+        """Until a champion exists (a fresh deployment may start first), keep looking."""
+        from mlflow.exceptions import MlflowException
+
         while self.slots.get(CHAMPION) is None:
             await asyncio.sleep(every_s)
             with suppress(MlflowException, RuntimeError):
@@ -236,10 +242,11 @@ def create_app(settings: Settings) -> FastAPI:
         state = ServingState(settings)
         app.state.serving = state
         await state.publisher.start()
+        await state.load_slots()
         freeze_heap()
         follower = RegistryFollower(settings, state.reload, state.loaded_version)
         tasks = [
-            asyncio.create_task(state.load_initial(), name="initial-load"),
+            asyncio.create_task(state.wait_for_champion(), name="champion-watcher"),
             asyncio.create_task(follower.run(), name="registry-follower"),
         ]
         yield
