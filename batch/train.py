@@ -23,7 +23,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -259,7 +259,7 @@ def run_training(
         outcome = _register(settings, outcome, model.model, band, model_uri, training_id, actor,
                             publish_events, champion_exists=champion is not None)  # fmt: skip
     seconds = {"fit": fit_seconds, "total": time.perf_counter() - started}
-    outcome = TrainingOutcome(**{**outcome.__dict__, "seconds": seconds})
+    outcome = replace(outcome, seconds=seconds)
     logger.info(
         "training run=%s status=%s chosen=%s version=%s alias=%s reasons=%s",
         run_id, outcome.status, outcome.chosen, outcome.version, outcome.alias, reasons,
@@ -480,9 +480,7 @@ def _register(
         ),
         enabled=publish_events,
     )
-    return TrainingOutcome(
-        **{**outcome.__dict__, "version": version, "alias": alias, "previous_version": previous}
-    )
+    return replace(outcome, version=version, alias=alias, previous_version=previous)
 
 
 def has_alias(settings: Settings, alias: str = CHAMPION) -> bool:

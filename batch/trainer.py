@@ -282,16 +282,22 @@ class Trainer:
         logger.info("training run %d for %d request(s): %s", training_id, len(requests), reasons)
         try:
             data = await asyncio.to_thread(training_data.load, settings)
+        except Exception as exc:  # recorded in training_runs; the service goes on
+            logger.exception("training run %d could not load its data", training_id)
+            with connect(settings) as conn:
+                finish(conn, settings.db_schema, training_id, None, f"{type(exc).__name__}: {exc}")
+            self.runs.append(exc)
+            return
+        try:
             outcome = await asyncio.to_thread(
                 train_recorded, settings, data, training_id,
                 reason="+".join(reasons) or "manual", actor="trainer",
             )  # fmt: skip
-            self.runs.append(outcome)
-        except Exception as exc:  # recorded in training_runs; the service goes on
+        except Exception as exc:  # train_recorded wrote the failure; the service goes on
             logger.exception("training run %d failed", training_id)
-            with connect(settings) as conn:
-                finish(conn, settings.db_schema, training_id, None, f"{type(exc).__name__}: {exc}")
             self.runs.append(exc)
+            return
+        self.runs.append(outcome)
 
 
 def run_trainer(settings: Settings) -> None:
