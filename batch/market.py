@@ -45,32 +45,14 @@ def kst_days(since: datetime, until: datetime) -> pd.DatetimeIndex:
 
 
 def deals_from_db(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Deals and 전세 leases from the ingestion tables, in the columns the formulas take.
+    """Deals and 전세 leases from the ingestion tables, in the columns the formulas take:
+    the training rows of :mod:`batch.labels`, so the market job and training identify a
+    complex and date a deal the same way."""
+    from batch.labels import from_database
 
-    MOLIT rows have no complex id: ``complex_key`` (aptSeq) where the source has it, else
-    ``region_code:dong:complex_name``.
-    """
-    complex_id = sql.SQL(
-        "coalesce(complex_key, region_code || ':' || dong || ':' || complex_name) AS complex_id"
-    )
-    common = sql.SQL("region_code, dong, area_sqm, contract_date::timestamptz AS deal_time")
-    with connect(settings) as conn:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(settings.db_schema)))
-        deals = pd.DataFrame(
-            conn.execute(
-                sql.SQL("SELECT {}, {}, price FROM deals").format(complex_id, common)
-            ).fetchall(),
-            columns=["complex_id", "region_code", "dong", "area_sqm", "deal_time", "price"],
-        )
-        leases = pd.DataFrame(
-            conn.execute(
-                sql.SQL("SELECT {}, {}, deposit FROM leases WHERE monthly_rent = 0").format(
-                    complex_id, common
-                )
-            ).fetchall(),
-            columns=["complex_id", "region_code", "dong", "area_sqm", "deal_time", "deposit"],
-        )
-    return deals, leases
+    deals, leases = from_database(settings)
+    columns = ["complex_id", "region_code", "dong", "area_sqm", "deal_time"]
+    return deals[[*columns, "price"]], leases[[*columns, "deposit"]]
 
 
 def write_snapshots(settings: Settings, level: str, frame: pd.DataFrame) -> int:

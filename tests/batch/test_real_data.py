@@ -3,6 +3,7 @@ database, and better than the naive per-complex baseline on a later, time-ordere
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from batch.dataset import from_deals, time_split
 from batch.ingest.molit_csv import read_export
 from batch.ingest.pipeline import ingest_frame
 from batch.labels import from_exports
+from batch.market import run_market_job
 from batch.trainer import train_by_hand
 from homeloop.model_store import load_alias
 from homeloop.settings import Settings
@@ -51,6 +53,12 @@ def test_trains_from_the_ingested_exports_in_the_database(settings: Settings) ->
         for frame in _exports(kind):
             result = ingest_frame(settings, frame, kind, "molit-csv", today=pd_today())  # type: ignore[arg-type]
             assert result.status == "loaded", result.report
+    # The market job reads the same rows from the database as training does.
+    run = run_market_job(
+        settings, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 7, tzinfo=UTC),
+        materialize=False,
+    )  # fmt: skip
+    assert run.source == "database" and run.rows["complex_id"] > 100
     data = training_data.load(settings, "auto")
     assert data.source == "database" and len(data.training) > 9_000
     outcome = train_by_hand(settings, source="database")
