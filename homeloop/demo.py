@@ -90,7 +90,13 @@ def run_demo(
     workdir = settings.data_dir.resolve()
     with LocalStack(settings, workdir / "stack") as resolved:
         resolved = resolved.model_copy(
-            update={"api_port": free_port(), "worker_web_port": free_port(), "data_dir": workdir}
+            update={
+                "api_port": free_port(),
+                "worker_web_port": free_port(),
+                "data_dir": workdir,
+                # one simulated time line for every process: it starts now
+                "sim_started_at": resolved.sim_started_at or time.time(),
+            }
         )
         console.print(f"[dim]services up in {time.monotonic() - started:.1f}s[/]")
         provision(resolved)

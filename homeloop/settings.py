@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     ingest_lawd_codes: list[str] = ["41131", "41133", "41135"]
     ingest_crawl_dir: Path | None = None
 
+    # A simulation's time origin (Unix seconds) shared by every process it starts: when set,
+    # event time is simulated, the simulator's start + elapsed wall time × time_scale.
+    sim_started_at: float | None = None
+
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # Prediction events held in memory for the broker; past that (or during an outage)

@@ -75,7 +75,11 @@ class Simulation:
             # one simulated week in so the report shows the market before it.
             self.market.shock(shock, -0.10, self.market.start + SHOCK_DELAY, SHOCK_DURATION)
         self.users = UserModel(seed=settings.simulator_seed + 1)
-        self.clock = SimClock(start=self.market.start, time_scale=settings.time_scale)
+        self.clock = SimClock(
+            start=self.market.start,
+            time_scale=settings.time_scale,
+            wall_origin=settings.sim_started_at,
+        )
         self.rng = random.Random(settings.simulator_seed + 2)
         self.stats = LoopStats()
         self._ready: deque[tuple[float, str]] = deque()

@@ -9,12 +9,22 @@ from datetime import datetime, timedelta
 class SimClock:
     """Simulated now = start + wall seconds elapsed × ``time_scale`` (+ manual advances)."""
 
-    def __init__(self, start: datetime, time_scale: float, *, running: bool = True) -> None:
+    def __init__(
+        self,
+        start: datetime,
+        time_scale: float,
+        *,
+        running: bool = True,
+        wall_origin: float | None = None,
+    ) -> None:
+        """``wall_origin``: the Unix time simulated time started, shared with the other
+        processes of the simulation (:func:`homeloop.clock.event_clock`); default now."""
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
         self.start = start
         self.time_scale = time_scale
-        self._wall_start = time.monotonic()
+        # monotonic seconds, anchored so that `wall_origin` maps to `start`
+        self._wall_start = time.monotonic() - (time.time() - wall_origin if wall_origin else 0.0)
         self._running = running
         self._advanced = 0.0
 

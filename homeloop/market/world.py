@@ -16,12 +16,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
+from homeloop.clock import SIM_START
 from homeloop.events import MAX_PRICE_MANWON, MIN_PRICE_MANWON, ListingEvent
 from homeloop.features import floor_penalty
 from homeloop.market.calibration import load_calibration, place
 
 # Simulation "now" starts right after the calibration window (deals to 2026-05).
-DEFAULT_START = datetime(2026, 6, 1, tzinfo=UTC)
+DEFAULT_START = SIM_START
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # the calibration's reference date
 YEAR_S = 365.25 * 24 * 3600
 TREND_PER_YEAR = 0.02  # the whole market drifts up 2% a year
