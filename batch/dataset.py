@@ -74,6 +74,24 @@ def from_deals(
     )
 
 
+def combine(first: TrainingSet, second: TrainingSet) -> TrainingSet:
+    """Two sets as one, time-ordered (deals from the market and the platform's contracts)."""
+    if first.columns != second.columns:
+        raise ValueError("training sets with different columns cannot be combined")
+    times = pd.concat([first.times, second.times], ignore_index=True)
+    order = np.argsort(times.to_numpy(), kind="stable")
+    rows = None
+    if first.rows is not None and second.rows is not None:
+        rows = pd.concat([first.rows, second.rows], ignore_index=True).iloc[order]
+    return TrainingSet(
+        np.vstack([first.features, second.features])[order],
+        np.concatenate([first.labels, second.labels])[order],
+        times.iloc[order].reset_index(drop=True),
+        first.columns,
+        None if rows is None else rows.reset_index(drop=True),
+    )
+
+
 def time_split(n: int, fractions: tuple[float, ...] = (0.7, 0.15, 0.15)) -> list[slice]:
     """Consecutive slices of a time-ordered set: never random, a random split leaks the future."""
     if abs(sum(fractions) - 1.0) > 1e-9:

@@ -85,3 +85,33 @@ def from_database(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
             cur.fetchall(), columns=[*PLACE, "contract_date", "deposit", "monthly_rent"]
         )
     return deal_rows(deals), lease_rows(leases)
+
+
+CONTRACT_LABELS = sql.SQL("""
+SELECT e.listing_id, e.event_time, e.contract_price, l.complex_id, l.dong_id, l.region_code
+FROM outcome_events e
+JOIN LATERAL (
+    SELECT complex_id, dong_id, region_code FROM listing_features_log l
+    WHERE l.listing_id = e.listing_id AND l.event_timestamp <= e.event_time
+    ORDER BY l.event_timestamp DESC LIMIT 1
+) l ON true
+WHERE e.type = 'contract' AND (e.excluded IS NULL OR e.excluded = 'late')
+ORDER BY e.event_time
+""")
+
+
+def contract_labels(settings: Settings) -> pd.DataFrame:
+    """The platform's own contracts as labelled rows for :mod:`batch.training_set`: the
+    listing at the contract's time, the contract price as the label. A late contract is a
+    label too (a real price, only reported late); a suspect one (3x off its prediction)
+    or one dated in the future is not."""
+    with connect(settings) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(settings.db_schema)))
+        rows = conn.execute(CONTRACT_LABELS).fetchall()
+    frame = pd.DataFrame(
+        rows,
+        columns=["listing_id", "event_timestamp", "price", "complex_id", "dong_id", "region_code"],
+    )
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    frame["price"] = frame["price"].astype(float)
+    return frame

@@ -343,16 +343,35 @@ def _log_run(
 def _log_reference(
     model: PriceModel, x: np.ndarray, train: slice, val: slice, training: TrainingSet
 ) -> None:
-    """What the drift monitors compare live traffic with: the training features and
-    predictions, and the validation residuals."""
+    """What the drift monitors compare live traffic with: the features and predictions of
+    the newest labelled rows (validation and test windows: the traffic closest to what the
+    model will serve; the whole year would differ from any month of it, building ages by
+    a year), and the validation residuals."""
     import mlflow
 
-    frame = pd.DataFrame(x[train], columns=list(model.features))
-    frame["prediction"] = model.predict(x[train])
+    from batch.plots import importance
+
+    recent = slice(val.start, None)
+    frame = pd.DataFrame(x[recent], columns=list(model.features))
+    frame["prediction"] = model.predict(x[recent])
     summary, sample = build_reference(frame)
     residual = training.labels[val] - model.predict(x[val])
+    relative = training.labels[val] / model.predict(x[val]) - 1.0
+    gains = importance(model)
+    total = sum(gains.values()) or 1.0
+    # The monitors weight drift by importance, and measure data growth from these rows.
+    summary["importance"] = {name: gain / total for name, gain in gains.items()}
+    summary["training"] = {
+        "rows": len(training),
+        "window_end": pd.Timestamp(training.times.iloc[-1]).isoformat(),
+    }
     summary["validation_residuals"] = {
         "mae": float(np.mean(np.abs(residual))),
+        # what the residual monitors calibrate with: relative, contract / price - 1
+        "relative_std": float(np.std(relative)),
+        "relative_sample": [
+            round(float(r), 5) for r in relative[:: max(1, relative.size // 2_000)]
+        ],
         "quantiles": {str(q): float(np.quantile(residual, q)) for q in (0.05, 0.1, 0.5, 0.9, 0.95)},
     }
     mlflow.log_dict(summary, "reference/summary.json")

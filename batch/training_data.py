@@ -9,13 +9,13 @@ least :data:`MIN_DATABASE_DEALS` deals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 import pandas as pd
 
-from batch.dataset import TrainingSet, from_deals, time_split
+from batch.dataset import TrainingSet, combine, from_deals, time_split
 from homeloop.settings import Settings
 
 Source = Literal["auto", "database", "simulated"]
@@ -57,17 +57,33 @@ def database(settings: Settings) -> TrainingData:
     return TrainingData("database", from_deals(deals, leases), deals, leases)
 
 
+def with_contracts(settings: Settings, data: TrainingData) -> TrainingData:
+    """The platform's own contracts (the feedback loop's labels) added to a source's rows,
+    their features as of each contract from the feature store (point-in-time)."""
+    from batch.labels import contract_labels
+    from batch.training_set import training_set
+
+    contracts = contract_labels(settings)
+    if contracts.empty:
+        return data
+    joined = combine(data.training, training_set(settings, contracts))
+    metrics = {**data.extra_metrics, "platform_contracts": float(len(contracts))}
+    return replace(data, training=joined, extra_metrics=metrics)
+
+
 def load(
     settings: Settings, source: Source = "auto", n_simulated: int | None = None
 ) -> TrainingData:
     n = n_simulated or settings.trainer_simulated_deals
     if source == "simulated":
-        return simulated(settings, n)
+        return with_contracts(settings, simulated(settings, n))
     if source == "database":
-        return database(settings)
+        return with_contracts(settings, database(settings))
     from batch.labels import from_database
 
     deals, leases = from_database(settings)
     if len(deals) >= MIN_DATABASE_DEALS:
-        return TrainingData("database", from_deals(deals, leases), deals, leases)
-    return simulated(settings, n)
+        data = TrainingData("database", from_deals(deals, leases), deals, leases)
+    else:
+        data = simulated(settings, n)
+    return with_contracts(settings, data)

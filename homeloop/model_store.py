@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from homeloop.price_model import Flavor, PriceModel, TargetSpec
 from homeloop.registry import (
@@ -119,3 +122,49 @@ def load_alias(settings: Settings, alias: str = CHAMPION, *, threads: int = 1) -
     )
     logger.info("model loaded name=%s version=%s alias=%s", loaded.name, loaded.version, alias)
     return loaded
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """What a model version was trained on, for the feedback loop: the training reference
+    (:mod:`homeloop.reference`) and the figures its triggers compare with."""
+
+    version: str
+    summary: dict[str, Any]
+    sample: pd.DataFrame
+    test_mae: float | None
+    training_rows: int | None
+    window_end: datetime | None
+
+
+def load_reference(settings: Settings, version: str) -> ModelReference:
+    """The reference artifacts of a registered version's run (blocking: off the event loop)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow.artifacts
+
+    client = mlflow_client(settings)
+    found = client.get_model_version(settings.model_name, version)
+    if not found.run_id:
+        raise RuntimeError(f"model {settings.model_name} v{version} has no training run")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=found.run_id, artifact_path="reference", dst_path=tmp,
+                tracking_uri=settings.tracking_uri,
+            )
+        )  # fmt: skip
+        summary = json.loads((folder / "summary.json").read_text())
+        sample = pd.read_parquet(folder / "sample.parquet")
+    training = summary.get("training", {})
+    mae = (found.tags or {}).get(TEST_MAE_TAG)
+    end = training.get("window_end")
+    return ModelReference(
+        version=str(version),
+        summary=summary,
+        sample=sample,
+        test_mae=float(mae) if mae else None,
+        training_rows=training.get("rows"),
+        window_end=datetime.fromisoformat(end) if end else None,
+    )

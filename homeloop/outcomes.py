@@ -9,22 +9,24 @@
    caused): the event is counted as unattributed, and a contract is still a label.
 An event counts for a prediction only within the attribution window after it.
 
-**Event time.** Windows are in event time, by a watermark: the newest event time seen
-among events that count. An event dated more than ``max_lateness`` after *now* (the
-event clock: the wall clock, or a simulation's) is *future*, a wrong clock, and cannot
-move the watermark; one more than ``max_lateness`` behind the watermark is *late*. Both
-are stored but left out of rates and error, so a reported cohort does not change after
-the fact (a late contract is still a label; a future-dated one is not).
+**Event time.** Windows are in event time, by a watermark: the newest counted event time
+of the slowest partition still sending (:class:`Watermark`). An event dated more than
+``max_lateness`` after *now* (the event clock: the wall clock, or a simulation's) is
+*future*, a wrong clock, and cannot move the watermark; one more than ``max_lateness``
+behind the watermark is *late*. Both are stored but left out of rates and error, so a
+reported cohort does not change after the fact (a late contract is still a label; a
+future-dated one is not).
 
 **Contracts.** Prices outside the design's 1,000–500,000만원 are refused (dead letters).
 A contract more than 3× off its prediction in either direction is *suspect* (a typo, a
 different unit): stored, but neither a realized error nor a label. The same ``event_id``
-twice is one event. Rates count predictions, not events: two contracts on one prediction are one.
+twice is one event. Rates count predictions, not events: two contracts on one prediction
+are one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from homeloop.events import MAX_PRICE_MANWON, MIN_PRICE_MANWON, UserEvent
@@ -60,12 +62,38 @@ def exclusion(
     return None
 
 
-def advance(watermark: datetime | None, times: list[datetime]) -> datetime | None:
-    """The watermark after events that count, dated ``times``."""
-    newest = max(times, default=None)
-    if newest is None:
-        return watermark
-    return newest if watermark is None else max(watermark, newest)
+@dataclass
+class Watermark:
+    """Event-time progress of a partitioned stream: the newest counted event of its slowest
+    active partition, never moving backwards.
+
+    Partitions are read at different speeds (a worker catching up on a backlog may read one
+    weeks ahead of another), so the newest event overall would make the slower partitions'
+    events look late. A partition silent for ``idle_s`` wall seconds stops holding it back;
+    when all are silent, the newest event of all stands.
+    """
+
+    idle_s: float = 10.0
+    value: datetime | None = None
+    _newest: dict[int, tuple[datetime, float]] = field(default_factory=dict)
+
+    def update(self, partition: int, times: list[datetime], now_s: float) -> datetime | None:
+        """Counted events of one partition, read at wall time ``now_s``; the new watermark."""
+        if times:
+            newest = max(times)
+            seen = self._newest.get(partition)
+            self._newest[partition] = (max(newest, seen[0]) if seen else newest, now_s)
+        return self.current(now_s)
+
+    def current(self, now_s: float) -> datetime | None:
+        """The watermark at wall time ``now_s`` (partitions fall idle without new events)."""
+        if not self._newest:
+            return self.value
+        active = [at for at, wall in self._newest.values() if now_s - wall <= self.idle_s]
+        # all quiet: every partition has been read to its end, the newest event stands
+        mark = min(active) if active else max(at for at, _ in self._newest.values())
+        self.value = mark if self.value is None else max(self.value, mark)
+        return self.value
 
 
 @dataclass(frozen=True, slots=True)

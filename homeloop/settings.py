@@ -85,6 +85,24 @@ class Settings(BaseSettings):
     ingest_lawd_codes: list[str] = ["41131", "41133", "41135"]
     ingest_crawl_dir: Path | None = None
 
+    # The feedback loop (streams): a click, inquiry or contract counts for a prediction
+    # within the attribution window after it (event time); an event naming a prediction
+    # not seen yet waits this many wall seconds for it; events further than the maximum
+    # lateness from the watermark are kept but left out of rates and error.
+    feedback_attribution_days: float = Field(default=14.0, gt=0)
+    feedback_attribution_wait_s: float = Field(default=60.0, ge=0)
+    feedback_max_lateness_days: float = Field(default=2.0, gt=0)
+    # How often the loop publishes its snapshot to `monitoring` (wall seconds), and how long
+    # a retrain trigger stays quiet after it fired for a model version (event-time days).
+    feedback_snapshot_s: float = Field(default=5.0, gt=0)
+    feedback_trigger_cooldown_days: float = Field(default=7.0, gt=0)
+    # Drift: rows per compared window, and the traffic the false-alarm budget is set for
+    # (predictions per second of event time): about one false alarm a month at this rate.
+    drift_window_size: int = Field(default=2_000, ge=100)
+    drift_rate_per_s: float = Field(default=1.0, gt=0)
+    drift_false_alarms_per_month: float = Field(default=1.0, gt=0)
+    # Contracts per second of event time the residual detectors' budget is set for.
+    drift_contract_rate_per_s: float = Field(default=0.02, gt=0)
     # A simulation's time origin (Unix seconds) shared by every process it starts: when set,
     # event time is simulated, the simulator's start + elapsed wall time × time_scale.
     sim_started_at: float | None = None

@@ -24,7 +24,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 
-from homeloop.events import Event, ListingEvent
+from homeloop.events import Event, ListingEvent, MonitoringEvent
 from homeloop.heartbeat import beat
 from homeloop.market import Market, SimClock, UserModel
 from homeloop.settings import Settings
@@ -53,6 +53,8 @@ class LoopStats:
     contracts: int = 0
     on_topic: int = 0
     dead_letters: int = 0
+    retrain_requests: int = 0
+    feedback: dict[str, float | int | None] = field(default_factory=dict)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=5_000))
     abs_errors: deque[float] = field(default_factory=lambda: deque(maxlen=5_000))
 
@@ -179,10 +181,15 @@ class Simulation:
                 self.stats.contracts += 1
 
     async def _watch_topics(self, stop: asyncio.Event) -> None:
-        """Count prediction events and dead letters as they come back from the broker."""
+        """Count prediction events, dead letters and retrain requests as they come back from
+        the broker, and keep the feedback loop's newest snapshot (``monitoring``)."""
         predictions = self.settings.topic("predictions")
+        monitoring = self.settings.topic("monitoring")
+        requests = self.settings.topic("retrain-requests")
         consumer = AIOKafkaConsumer(
             predictions,
+            monitoring,
+            requests,
             self.settings.topic("dead-letter"),
             bootstrap_servers=self.settings.require().kafka_bootstrap_servers,
             auto_offset_reset="latest",
@@ -195,6 +202,13 @@ class Simulation:
                 for tp, records in batches.items():
                     if tp.topic == predictions:
                         self.stats.on_topic += len(records)
+                    elif tp.topic == requests:
+                        self.stats.retrain_requests += len(records)
+                    elif tp.topic == monitoring:
+                        for record in records:
+                            snapshot = MonitoringEvent.from_bytes(record.value or b"{}")
+                            if snapshot.component == "streams.feedback":
+                                self.stats.feedback = snapshot.metrics
                     else:
                         self.stats.dead_letters += len(records)
         finally:
@@ -210,7 +224,26 @@ class Simulation:
             f"p50 {s.latency(50):.1f} ms p99 {s.latency(99):.1f} ms │ "
             f"on topic {s.on_topic:,} │ clicks {s.clicks:,} inquiries {s.inquiries:,} "
             f"contracts {s.contracts:,} │ MAE vs truth {mae:,.0f}만원 │ "
-            f"dead letters {s.dead_letters}"
+            f"dead letters {s.dead_letters}{self.feedback_line()}"
+        )
+
+    def feedback_line(self) -> str:
+        """What the feedback loop reports: realized error, pending labels, drift, requests."""
+        f = self.stats.feedback
+        if not f:
+            return ""
+        mae = next(
+            (v for k, v in f.items() if k.startswith("champion.") and k.endswith(".mae_7d")), None
+        )
+        contracts = next((v for k, v in f.items() if k.endswith(".contracts_7d")), 0)
+        drift = max((v or 0.0 for k, v in f.items() if k.endswith(".score")), default=0.0)
+        realized = (
+            f"{mae:,.0f}만원 over {contracts} contracts" if mae is not None else "no contracts yet"
+        )
+        return (
+            f"\n    loop: realized MAE 7d {realized} │ open predictions "
+            f"{f.get('pending.predictions_open', 0):,} │ drift score {drift:.2f} │ "
+            f"retrain requests {self.stats.retrain_requests}"
         )
 
     async def run(

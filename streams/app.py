@@ -1,4 +1,4 @@
-"""The faust-streaming app: the feature agents, the web pages, built by a factory.
+"""The faust-streaming app: the feature and feedback agents, the web pages, by a factory.
 
 A factory rather than a module-level app, so importing this module connects to nothing
 and tests can build apps with their own topic prefix. The feature agents are batch
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -23,8 +24,11 @@ from homeloop.settings import Settings
 from streams.batch_agent import BatchAgent
 from streams.dead_letters import DeadLetters
 from streams.engagement_agent import SWEEP_EVERY_S, EngagementAgent
+from streams.feedback import FeedbackLoop
+from streams.feedback_store import FeedbackStore
 from streams.listing_agent import ListingAgent
 from streams.offline_log import OfflineLog
+from streams.outcomes_agent import PredictionsAgent, UserEventsAgent
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class FeatureStreams(Service):
         self.settings = settings
         self.agents: list[BatchAgent] = []
         self.engagement: EngagementAgent | None = None
+        self.feedback: FeedbackLoop | None = None
 
     async def on_start(self) -> None:
         # Everything imported and built so far lives as long as the worker: keep it out of
@@ -67,7 +72,27 @@ class FeatureStreams(Service):
             self.offline,
             DeadLetters(self.producer, letters, EngagementAgent.name),
         )
-        for handler in (listing, self.engagement):
+        self.feedback = FeedbackLoop(
+            settings,
+            FeedbackStore(
+                self.offline,
+                window=timedelta(days=settings.feedback_attribution_days),
+                wait_s=settings.feedback_attribution_wait_s,
+            ),
+            self.producer,
+            lag=self._lags,
+        )
+        await self.feedback.restore()
+        handlers: list[Any] = [listing, self.engagement]
+        handlers += [
+            PredictionsAgent(
+                settings, self.feedback, DeadLetters(self.producer, letters, PredictionsAgent.name)
+            ),
+            UserEventsAgent(
+                settings, self.feedback, DeadLetters(self.producer, letters, UserEventsAgent.name)
+            ),
+        ]
+        for handler in handlers:
             agent = BatchAgent(
                 settings,
                 topic=handler.topic,
@@ -89,6 +114,23 @@ class FeatureStreams(Service):
         await self.producer.stop()
         await self.offline.close()
         await self.redis.aclose()
+
+    async def _lags(self) -> dict[str, int]:
+        return {agent.group_id: await agent.lag() for agent in self.agents}
+
+    @Service.task
+    async def _snapshots(self) -> None:
+        """The feedback loop's snapshot every ``feedback_snapshot_s`` (a failure is logged
+        and the next one tries again)."""
+        every = self.settings.feedback_snapshot_s
+        while not self.should_stop:
+            await self.sleep(every)
+            if self.feedback is None:
+                continue
+            try:
+                await self.feedback.snapshot()
+            except Exception:
+                logger.exception("feedback snapshot failed")
 
     @Service.timer(SWEEP_EVERY_S)
     async def _sweep(self) -> None:

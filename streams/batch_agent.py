@@ -109,6 +109,18 @@ class BatchAgent(Service):
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group, so a restart need not wait
 
+    async def lag(self) -> int:
+        """Records on the assigned partitions not yet fetched (as of the last fetch)."""
+        consumer = self.consumer
+        if consumer is None:
+            return 0
+        behind = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                behind += max(0, high - await consumer.position(tp))
+        return behind
+
     @Service.task
     async def _consume(self) -> None:
         """Fetch, hand over, commit in order.

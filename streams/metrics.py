@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "homeloop_worker_events_total",
@@ -59,3 +59,71 @@ def observe_freshness(view: str, records: Sequence[Any]) -> None:
     done_ms = time.time() * 1000
     for record in records[::FRESHNESS_SAMPLE_EVERY]:
         histogram.observe(max(0.0, done_ms - record.timestamp) / 1000)
+
+
+# --- the feedback loop -------------------------------------------------------------------
+OUTCOME_EVENTS = Counter(
+    "homeloop_outcome_events_total",
+    "User events the feedback loop stored, by type and whether they count (counted, late, "
+    "future) or were a duplicate",
+    ["type", "outcome"],
+)
+ATTRIBUTIONS = Counter(
+    "homeloop_attributions_total",
+    "User events attributed to a prediction, by rule (prediction_id, listing_user, none)",
+    ["how"],
+)
+SUSPECT_CONTRACTS = Counter(
+    "homeloop_suspect_contracts_total",
+    "Contracts more than 3x off their prediction: labels, but not counted as its error",
+)
+BUSINESS = Gauge(
+    "homeloop_business_metric",
+    "Per variant and model version: click_through_rate, inquiry_rate, contract_rate, "
+    "avg_contract_amount, predictions_per_day, predictions_mature, predictions_pending",
+    ["variant", "version", "metric"],
+)
+REALIZED_MAE = Gauge(
+    "homeloop_realized_mae_manwon",
+    "MAE of the prices users saw against their contract prices, last 7 days of contract time",
+    ["variant", "version"],
+)
+REALIZED_CONTRACTS = Gauge(
+    "homeloop_realized_contracts",
+    "Contracts in the realized MAE window",
+    ["variant", "version"],
+)
+MODEL_TEST_MAE = Gauge(
+    "homeloop_model_test_mae_manwon", "A model version's MAE on its test window", ["version"]
+)
+PENDING = Gauge(
+    "homeloop_feedback_pending",
+    "Predictions whose attribution window is open, and user events whose attribution waits",
+    ["kind"],
+)
+DRIFT_SCORE = Gauge(
+    "homeloop_drift_score",
+    "Importance-weighted drift of the last window against the training reference",
+    ["version"],
+)
+DRIFT_RATIO = Gauge(
+    "homeloop_drift_feature_ratio",
+    "A feature's distance in the last window over its calibrated threshold (>1 alarms)",
+    ["version", "feature"],
+)
+DRIFT_WINDOWS = Counter(
+    "homeloop_drift_windows_total",
+    "Windows of live rows compared with the training reference, by whether they drifted",
+    ["version", "drifted"],
+)
+RESIDUAL_ALARMS = Counter(
+    "homeloop_residual_alarms_total",
+    "Change detections on the realized residual stream, by detector and segment",
+    ["detector", "segment"],
+)
+RETRAIN_TRIGGERS = Counter(
+    "homeloop_retrain_triggers_total", "Retrain requests the loop published, by reason", ["reason"]
+)
+CONSUMER_LAG = Gauge(
+    "homeloop_consumer_lag_records", "Records not yet consumed, by consumer group", ["group"]
+)

@@ -35,22 +35,31 @@ def _insert(
     what orjson writes for NaN) becomes SQL NULL: a missing feature.
     """
     names = [name for name, _ in columns]
-    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM ROWS FROM ({}) AS t({}) {}").format(
+    return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} {}").format(
         sql.Identifier(table),
         sql.SQL(", ").join(map(sql.Identifier, names)),
         sql.SQL(", ").join(
             sql.SQL("{}::{}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns
         ),
-        sql.SQL(", ").join(
-            sql.SQL("jsonb_array_elements_text(%(batch)s::jsonb -> {})").format(sql.Literal(name))
-            for name in names
-        ),
-        sql.SQL(", ").join(map(sql.Identifier, names)),
+        rows_from([name for name, _ in columns]),
         conflict,
     )
 
 
-def _document(columns: dict[str, Any]) -> str:
+def rows_from(names: Sequence[str], param: str = "batch") -> sql.Composed:
+    """``ROWS FROM (…) AS t(…)``: the rows of a batch sent as one JSON document of columns."""
+    return sql.SQL("ROWS FROM ({}) AS t({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("jsonb_array_elements_text({}::jsonb -> {})").format(
+                sql.Placeholder(param), sql.Literal(name)
+            )
+            for name in names
+        ),
+        sql.SQL(", ").join(map(sql.Identifier, names)),
+    )
+
+
+def document(columns: dict[str, Any]) -> str:
     return orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
@@ -96,10 +105,16 @@ class OfflineLog:
             self._idle.put_nowait(None)
         self._open: list[psycopg.AsyncConnection[Any]] = []
 
-    async def _execute(self, query: sql.Composed, params: dict[str, Any]) -> None:
-        """On one of the connections (batches in flight write concurrently)."""
+    async def _execute(self, query: sql.SQL | sql.Composed, params: dict[str, Any]) -> None:
+        await self.fetch(query, params)
 
-        async def run() -> None:
+    async def fetch(
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query`` on one of the connections (batches in flight write concurrently),
+        retried on a lost connection; the rows it returns, if any."""
+
+        async def run() -> list[tuple[Any, ...]]:
             conn = await self._idle.get()
             try:
                 if conn is None or conn.closed:
@@ -107,7 +122,8 @@ class OfflineLog:
                         self._dsn, autocommit=True, options=f"-c search_path={self._schema}"
                     )
                     self._open.append(conn)
-                await conn.execute(query, params)
+                cur = await conn.execute(query, params)
+                return await cur.fetchall() if cur.description else []
             except psycopg.OperationalError:
                 if conn is not None:
                     await conn.close()
@@ -115,7 +131,7 @@ class OfflineLog:
             finally:
                 self._idle.put_nowait(conn)
 
-        await retried(run)
+        return await retried(run)
 
     async def append_listings(self, rows: ListingRows) -> None:
         if not rows.event_ids:
@@ -127,7 +143,7 @@ class OfflineLog:
             **rows.keys,
             **rows.features,
         }
-        await self._execute(INSERT_LISTINGS, {"batch": _document(batch)})
+        await self._execute(INSERT_LISTINGS, {"batch": document(batch)})
 
     async def append_engagement(self, rows: EngagementRows) -> None:
         if not rows.listing_ids:
@@ -137,7 +153,7 @@ class OfflineLog:
             "event_timestamp": [at.isoformat() for at in rows.as_of],
             **rows.counts,
         }
-        await self._execute(INSERT_ENGAGEMENT, {"batch": _document(batch)})
+        await self._execute(INSERT_ENGAGEMENT, {"batch": document(batch)})
 
     async def close(self) -> None:
         for conn in self._open:
