@@ -10,7 +10,7 @@
 An event counts for a prediction only within the attribution window after it.
 
 **Event time.** Windows are in event time, by a watermark: the newest counted event time
-of the slowest partition still sending (:class:`Watermark`). An event dated more than
+of the slowest partition not yet read to its end (:class:`Watermark`). An event dated more than
 ``max_lateness`` after *now* (the event clock: the wall clock, or a simulation's) is
 *future*, a wrong clock, and cannot move the watermark; one more than ``max_lateness``
 behind the watermark is *late*. Both are stored but left out of rates and error, so a
@@ -26,6 +26,7 @@ are one.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -65,33 +66,30 @@ def exclusion(
 @dataclass
 class Watermark:
     """Event-time progress of a partitioned stream: the newest counted event of its slowest
-    active partition, never moving backwards.
+    partition that still has records to read, never moving backwards.
 
     Partitions are read at different speeds (a worker catching up on a backlog may read one
     weeks ahead of another), so the newest event overall would make the slower partitions'
-    events look late. A partition silent for ``idle_s`` wall seconds stops holding it back;
-    when all are silent, the newest event of all stands.
+    events look late. A partition read to its end stops holding the watermark back; when
+    all are, the newest event of all stands.
     """
 
-    idle_s: float = 10.0
     value: datetime | None = None
-    _newest: dict[int, tuple[datetime, float]] = field(default_factory=dict)
+    _newest: dict[int, datetime] = field(default_factory=dict)
 
-    def update(self, partition: int, times: list[datetime], now_s: float) -> datetime | None:
-        """Counted events of one partition, read at wall time ``now_s``; the new watermark."""
+    def update(self, partition: int, times: list[datetime]) -> None:
+        """Counted events of one partition."""
         if times:
             newest = max(times)
             seen = self._newest.get(partition)
-            self._newest[partition] = (max(newest, seen[0]) if seen else newest, now_s)
-        return self.current(now_s)
+            self._newest[partition] = max(newest, seen) if seen else newest
 
-    def current(self, now_s: float) -> datetime | None:
-        """The watermark at wall time ``now_s`` (partitions fall idle without new events)."""
+    def current(self, caught_up: Collection[int]) -> datetime | None:
+        """The watermark, given the partitions read to their end."""
         if not self._newest:
             return self.value
-        active = [at for at, wall in self._newest.values() if now_s - wall <= self.idle_s]
-        # all quiet: every partition has been read to its end, the newest event stands
-        mark = min(active) if active else max(at for at, _ in self._newest.values())
+        behind = [at for p, at in self._newest.items() if p not in caught_up]
+        mark = min(behind) if behind else max(self._newest.values())
         self.value = mark if self.value is None else max(self.value, mark)
         return self.value
 

@@ -121,6 +121,18 @@ class BatchAgent(Service):
                 behind += max(0, high - await consumer.position(tp))
         return behind
 
+    async def caught_up(self) -> set[int]:
+        """The assigned partitions read to their end (as of the last fetch)."""
+        consumer = self.consumer
+        if consumer is None:
+            return set()
+        done = set()
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None and await consumer.position(tp) >= high:
+                done.add(tp.partition)
+        return done
+
     @Service.task
     async def _consume(self) -> None:
         """Fetch, hand over, commit in order.

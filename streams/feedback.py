@@ -135,6 +135,8 @@ class FeedbackLoop:
         # version, what it saw). For the snapshot and for benchmarks.
         self.alarms: deque[tuple[datetime, str, str, dict[str, Any]]] = deque(maxlen=1_000)
         self._lag = lag
+        # The ``user-events`` partitions read to their end (set by the worker).
+        self.caught_up: Callable[[], Awaitable[set[int]]] = _nothing_caught_up
         self._drift_config = DriftConfig(
             window_size=settings.drift_window_size,
             rate_per_s=settings.drift_rate_per_s,
@@ -158,11 +160,11 @@ class FeedbackLoop:
         await asyncio.gather(*loading)
 
     # --- fed by the agents --------------------------------------------------------------
-    def advance(self, by_partition: dict[int, list[datetime]]) -> None:
+    async def advance(self, by_partition: dict[int, list[datetime]]) -> None:
         """Counted events' times, per partition of ``user-events``."""
-        now = time.monotonic()
         for partition, times in by_partition.items():
-            self.watermark = self._watermark.update(partition, times, now)
+            self._watermark.update(partition, times)
+        self.watermark = self._watermark.current(await self.caught_up())
 
     async def on_predictions(self, events: list[PredictionEvent]) -> None:
         self.rates.add("predictions", len(events))
@@ -333,7 +335,7 @@ class FeedbackLoop:
     async def snapshot(self) -> MonitoringEvent | None:
         """Attribute, aggregate, check triggers, publish; None before any event time."""
         await self.attribute()
-        at = self.watermark = self._watermark.current(time.monotonic())
+        at = self.watermark = self._watermark.current(await self.caught_up())
         if at is None:
             return None
         outcomes = await self.store.outcomes(at)
@@ -390,3 +392,7 @@ class FeedbackLoop:
 
 def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
+
+
+async def _nothing_caught_up() -> set[int]:
+    return set()

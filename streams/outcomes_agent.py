@@ -80,7 +80,7 @@ class UserEventsAgent:
         for event, excluded in kept:
             outcome = (excluded or "counted") if str(event.event_id) in new else "duplicate"
             OUTCOME_EVENTS.labels(type=event.type, outcome=outcome).inc()
-        loop.advance(counted)
+        await loop.advance(counted)
         await loop.attribute()
 
 

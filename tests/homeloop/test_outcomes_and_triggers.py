@@ -38,19 +38,22 @@ def test_late_and_future_events_against_the_watermark_and_the_event_clock() -> N
     assert exclusion(now + DAY, T, now, late) is None  # clocks differ a little
 
 
-def test_the_watermark_follows_the_slowest_active_partition_and_never_goes_back() -> None:
-    mark = Watermark(idle_s=10)
-    assert mark.update(0, [], now_s=0) is None
-    assert mark.update(0, [T, T + DAY, T - DAY], now_s=0) == T + DAY
+def test_the_watermark_follows_the_slowest_partition_with_records_left() -> None:
+    mark = Watermark()
+    assert mark.current(caught_up=set()) is None
+    mark.update(0, [T, T + DAY, T - DAY])
+    assert mark.current(caught_up=set()) == T + DAY
     # a partition read weeks ahead (a backlog) does not make the others' events late
-    assert mark.update(1, [T + 20 * DAY], now_s=1) == T + DAY
-    assert mark.update(0, [T + 2 * DAY], now_s=2) == T + 2 * DAY
-    # once partition 0 goes quiet it no longer holds the watermark back
-    assert mark.current(now_s=11) == T + 2 * DAY
-    assert mark.current(now_s=13) == T + 20 * DAY
-    assert mark.update(1, [T + 21 * DAY], now_s=20) == T + 21 * DAY
-    # and it never moves backwards, even when the quiet partition speaks again
-    assert mark.update(0, [T + 3 * DAY], now_s=21) == T + 21 * DAY
+    mark.update(1, [T + 20 * DAY])
+    assert mark.current(caught_up=set()) == T + DAY
+    mark.update(0, [T + 2 * DAY])
+    assert mark.current(caught_up={1}) == T + 2 * DAY
+    # once partition 0 is read to its end it no longer holds the watermark back
+    assert mark.current(caught_up={0}) == T + 20 * DAY
+    assert mark.current(caught_up={0, 1}) == T + 20 * DAY
+    # and it never moves backwards
+    mark.update(0, [T + 3 * DAY])
+    assert mark.current(caught_up=set()) == T + 20 * DAY
 
 
 def test_mae_trigger_needs_enough_contracts_and_a_rise_above_20_percent() -> None:
