@@ -84,12 +84,14 @@ class Watermark:
             seen = self._newest.get(partition)
             self._newest[partition] = max(newest, seen) if seen else newest
 
-    def current(self, caught_up: Collection[int]) -> datetime | None:
-        """The watermark, given the partitions read to their end."""
-        if not self._newest:
+    def current(self, assigned: Collection[int], caught_up: Collection[int]) -> datetime | None:
+        """The watermark, given the partitions read and those read to their end. A partition
+        with records left whose events were not seen yet holds it where it is."""
+        behind = [p for p in assigned if p not in caught_up]
+        if any(p not in self._newest for p in behind) or not self._newest:
             return self.value
-        behind = [at for p, at in self._newest.items() if p not in caught_up]
-        mark = min(behind) if behind else max(self._newest.values())
+        times = [self._newest[p] for p in behind] if behind else self._newest.values()
+        mark = min(times) if behind else max(times)
         self.value = mark if self.value is None else max(self.value, mark)
         return self.value
 

@@ -106,7 +106,7 @@ class FeatureStreams(Service):
             )
             self.agents.append(agent)
         outcomes = next(a for a in self.agents if isinstance(a.handler, UserEventsAgent))
-        self.feedback.caught_up = outcomes.caught_up
+        self.feedback.partitions = outcomes.partitions
         # Started together: each joins its consumer group, which takes seconds, in parallel.
         await asyncio.gather(*(self.add_runtime_dependency(agent) for agent in self.agents))
 

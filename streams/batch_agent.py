@@ -121,17 +121,18 @@ class BatchAgent(Service):
                 behind += max(0, high - await consumer.position(tp))
         return behind
 
-    async def caught_up(self) -> set[int]:
-        """The assigned partitions read to their end (as of the last fetch)."""
+    async def partitions(self) -> tuple[set[int], set[int]]:
+        """The assigned partitions, and those read to their end (as of the last fetch)."""
         consumer = self.consumer
         if consumer is None:
-            return set()
-        done = set()
+            return set(), set()
+        assigned, done = set(), set()
         for tp in consumer.assignment():
+            assigned.add(tp.partition)
             high = consumer.highwater(tp)
             if high is not None and await consumer.position(tp) >= high:
                 done.add(tp.partition)
-        return done
+        return assigned, done
 
     @Service.task
     async def _consume(self) -> None:

@@ -135,8 +135,9 @@ class FeedbackLoop:
         # version, what it saw). For the snapshot and for benchmarks.
         self.alarms: deque[tuple[datetime, str, str, dict[str, Any]]] = deque(maxlen=1_000)
         self._lag = lag
-        # The ``user-events`` partitions read to their end (set by the worker).
-        self.caught_up: Callable[[], Awaitable[set[int]]] = _nothing_caught_up
+        # The ``user-events`` partitions assigned, and those read to their end (set by the
+        # worker, from the consumer).
+        self.partitions: Callable[[], Awaitable[tuple[set[int], set[int]]]] = _no_partitions
         self._drift_config = DriftConfig(
             window_size=settings.drift_window_size,
             rate_per_s=settings.drift_rate_per_s,
@@ -164,7 +165,7 @@ class FeedbackLoop:
         """Counted events' times, per partition of ``user-events``."""
         for partition, times in by_partition.items():
             self._watermark.update(partition, times)
-        self.watermark = self._watermark.current(await self.caught_up())
+        self.watermark = self._watermark.current(*await self.partitions())
 
     async def on_predictions(self, events: list[PredictionEvent]) -> None:
         self.rates.add("predictions", len(events))
@@ -335,7 +336,7 @@ class FeedbackLoop:
     async def snapshot(self) -> MonitoringEvent | None:
         """Attribute, aggregate, check triggers, publish; None before any event time."""
         await self.attribute()
-        at = self.watermark = self._watermark.current(await self.caught_up())
+        at = self.watermark = self._watermark.current(*await self.partitions())
         if at is None:
             return None
         outcomes = await self.store.outcomes(at)
@@ -394,5 +395,5 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-async def _nothing_caught_up() -> set[int]:
-    return set()
+async def _no_partitions() -> tuple[set[int], set[int]]:
+    return set(), set()
