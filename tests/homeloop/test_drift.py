@@ -336,18 +336,6 @@ def test_score_is_importance_weighted_and_top_orders_by_it() -> None:
     assert json.loads(json.dumps(report.to_dict()))["prediction"]["name"] == PREDICTION
 
 
-def test_calibration_is_fast_enough_to_run_when_a_model_loads() -> None:
-    import time
-
-    frame = population(30_000, seed=10)
-    for i in range(15):  # 21 columns, as many as the model's
-        frame[f"extra_{i}"] = frame["level"] * (1 + i / 10)
-    summary, sample = build_reference(frame, sample_rows=20_000)
-    t0 = time.perf_counter()
-    DriftMonitor(summary, sample, DriftConfig(window_size=2000, rate_per_s=1.0))
-    assert time.perf_counter() - t0 < 10  # ~1.5 s on a free core; headroom for a shared one
-
-
 # --- residual change -------------------------------------------------------------------------
 
 
