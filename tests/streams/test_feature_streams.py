@@ -246,7 +246,16 @@ def test_bad_input_is_dead_lettered_or_counted_and_the_agent_goes_on(
         *events_to("listings", good),
         ("user-events", b"bad4", json.dumps({"type": "click"}).encode()),
     ]
-    through_streams(settings, items, lambda: log_rows(settings, "listing_features_log") == 4)
+
+    def counted() -> bool:  # the counters move once a batch's online write returns
+        return all(
+            sample(quality, view="listing_features", reason=reason) >= before[reason] + 1
+            for reason in before
+        )
+
+    through_streams(
+        settings, items, lambda: log_rows(settings, "listing_features_log") == 4 and counted()
+    )
     online = read_online(settings, ["Q1", "Q2", "Q3", "Q4"])
     assert online.found.all()
     assert np.isnan(online.row(0)["subway_distance_m"] or np.nan)
@@ -254,8 +263,12 @@ def test_bad_input_is_dead_lettered_or_counted_and_the_agent_goes_on(
     assert online.row(2)["floor"] is None and online.row(2)["floor_penalty"] is None
     for reason in before:
         assert sample(quality, view="listing_features", reason=reason) == before[reason] + 1, reason
-    letters = [json.loads(v) for v in read_topic(settings, "dead-letter", want=4, timeout=10)]
+    letters = [json.loads(v) for v in read_topic(settings, "dead-letter", want=5, timeout=10)]
     reasons = sorted(letter["error"].split(":")[0] for letter in letters)
-    assert reasons == ["empty", "invalid", "invalid", "not_json"]
-    assert {letter["consumer"] for letter in letters} == {"listing-features", "engagement-features"}
+    assert reasons == ["empty", "invalid", "invalid", "invalid", "not_json"]
+    # the bad user event is refused by both of its consumers, each saying so
+    assert sorted(letter["consumer"] for letter in letters if letter["key"] == "bad4") == [
+        "engagement-features",
+        "feedback-outcomes",
+    ]
     assert engagement.FEATURES == ENGAGEMENT_FEATURES
