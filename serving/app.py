@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from homeloop.clock import event_clock
 from homeloop.events import SCHEMA_VERSION
 from homeloop.features import MODEL_FEATURES
 from homeloop.online_reader import OnlineReader
@@ -70,6 +71,7 @@ class ServingState:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.clock = event_clock(settings)
         self.slots = ModelSlots()
         self.publisher = PredictionPublisher(settings)
         self.redis = aioredis.from_url(
@@ -144,7 +146,8 @@ class ServingState:
         explanations = explain_rows(model.model, x) if explain else None
         MODEL_SECONDS.observe(time.perf_counter() - t0)
         latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        now, wall = datetime.now(UTC), time.time()
+        now = self.clock()  # event time: a simulation's predictions share its time line
+        wall = now.timestamp()
         band, names = model.band, model.features
         rows = x.astype(object)
         rows[np.isnan(x)] = None  # NaN as null, in one step
