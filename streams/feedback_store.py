@@ -19,7 +19,7 @@ from psycopg import sql
 from homeloop.events import PredictionEvent, UserEvent
 from homeloop.outcomes import MAE_WINDOW, RealizedError, VariantOutcomes
 from homeloop.triggers import Firing, period
-from streams.offline_log import OfflineLog, document, rows_from
+from streams.offline_log import OfflineLog, document, insert_batch, rows_from
 
 # Rates are over the cohorts whose attribution window closed in this last stretch.
 RATE_COHORTS = timedelta(days=30)
@@ -58,15 +58,10 @@ EVENT_COLUMNS = (
     ("event_time", "timestamptz"),
     ("excluded", "text"),
 )
-INSERT_EVENTS = sql.SQL(
-    "INSERT INTO outcome_events ({names}) SELECT {casts} FROM {rows} "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-).format(
-    names=sql.SQL(", ").join(sql.Identifier(n) for n, _ in EVENT_COLUMNS),
-    casts=sql.SQL(", ").join(
-        sql.SQL("t.{}::{}").format(sql.Identifier(n), sql.SQL(k)) for n, k in EVENT_COLUMNS
-    ),
-    rows=rows_from([n for n, _ in EVENT_COLUMNS]),
+INSERT_EVENTS = insert_batch(
+    "outcome_events",
+    EVENT_COLUMNS,
+    sql.SQL("ON CONFLICT (event_id) DO NOTHING RETURNING event_id"),
 )
 
 # Decide the undecided events whose prediction is known, or whose wait is over

@@ -24,7 +24,7 @@ from homeloop.settings import Settings
 from streams.online_writer import EngagementRows, ListingRows, retried
 
 
-def _insert(
+def insert_batch(
     table: str, columns: Sequence[tuple[str, str]], conflict: sql.Composable
 ) -> sql.Composed:
     """One statement for a whole batch sent as one JSON document of columns.
@@ -77,12 +77,12 @@ ENGAGEMENT_COLUMNS = (
     ("event_timestamp", "timestamptz"),
     *((name, "float8") for name in engagement.FEATURES),
 )
-INSERT_LISTINGS = _insert(
+INSERT_LISTINGS = insert_batch(
     "listing_features_log",
     LISTING_COLUMNS,
     sql.SQL("ON CONFLICT (listing_id, event_timestamp) DO NOTHING"),
 )
-INSERT_ENGAGEMENT = _insert(
+INSERT_ENGAGEMENT = insert_batch(
     "engagement_features_log",
     ENGAGEMENT_COLUMNS,
     sql.SQL("ON CONFLICT (listing_id, event_timestamp) DO UPDATE SET {}, created = now()").format(
