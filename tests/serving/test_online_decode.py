@@ -1,0 +1,44 @@
+"""Decoding the reader's reply with remembered market resolutions gives what resolving every
+row would: on first sight, when remembered, and with a market repeated in one batch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from homeloop import online_layout as layout
+from homeloop import online_reader
+from homeloop.features import MODEL_FEATURES
+from homeloop.online_reader import _OWN, _SLOTS, decode_rows
+from homeloop.price_levels import LEVEL_FEATURES, RESOLVED, resolve
+
+
+def reply(values: np.ndarray) -> bytes:
+    """The script's blob for rows of slot values (NaN = missing)."""
+    return b"".join(layout.double_blobs(list(values.T)))
+
+
+def resolved_directly(values: np.ndarray) -> dict[str, np.ndarray]:
+    width = len(LEVEL_FEATURES)
+    levels = [
+        {name: values[:, _OWN + level * width + j] for j, name in enumerate(LEVEL_FEATURES)}
+        for level in range(3)
+    ]
+    return resolve(levels)[0]
+
+
+def test_remembered_markets_resolve_as_every_row_would() -> None:
+    online_reader._MARKETS.clear()
+    rng = np.random.default_rng(11)
+    markets = rng.uniform(1, 3_000, size=(4, _SLOTS - _OWN))
+    markets[rng.random(markets.shape) < 0.4] = np.nan  # missing levels and figures
+    markets[0, :] = np.nan  # a listing with no market at all
+    for n in (1, 7, 60, 1):
+        values = np.hstack([rng.uniform(0, 100, size=(n, _OWN)), markets[rng.integers(0, 4, n)]])
+        ids = [f"L{i}" for i in range(n)]
+        stamps = [str(1_700_000_000_000_000 + i).encode() for i in range(n)]
+        got = decode_rows(ids, [reply(values), stamps])
+        expected = resolved_directly(values)
+        for name in RESOLVED:
+            column = got.matrix[:, MODEL_FEATURES.index(name)]
+            assert np.array_equal(column, expected[name], equal_nan=True), name
+    assert 0 < len(online_reader._MARKETS) <= 4
