@@ -18,7 +18,10 @@ built-in TreeSHAP.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -83,6 +86,8 @@ class PriceModel:
         """The booster's outputs for a 2-D float array in ``features`` order (NaN = missing)."""
         if self.flavor == "xgboost":
             return np.asarray(self.booster.inplace_predict(rows, validate_features=False))
+        if len(rows) == 1 and (single := _lightgbm_single_row(self.booster)) is not None:
+            return single(rows[0])
         return np.asarray(self.booster.predict(rows, num_threads=1))
 
     def base(self, rows: np.ndarray) -> np.ndarray:
@@ -125,3 +130,74 @@ class PriceModel:
         out = phi * share[:, None]
         out[:, -1] = start
         return out
+
+
+class _LightGBMSingleRow:
+    """LightGBM's own single-row prediction API, configured once per booster.
+
+    ``Booster.predict`` sets up a predictor and parses its parameters on every call: ~38 µs
+    for one row, of which the trees are ~10. A serving process predicts one row per request,
+    so it keeps that setup (``LGBM_BoosterPredictForMatSingleRowFastInit``); the outputs are
+    the same numbers (a test compares them). Not thread-safe in LightGBM, hence the lock.
+    """
+
+    def __init__(self, booster: Any) -> None:
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self._lib, self._check = _LIB, _safe_call
+        self._ncol = booster.num_feature()
+        self._config = ctypes.c_void_p()
+        self._check(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(0),  # C_API_PREDICT_NORMAL
+                ctypes.c_int(0),  # start iteration
+                ctypes.c_int(-1),  # every iteration
+                ctypes.c_int(1),  # C_API_DTYPE_FLOAT64
+                ctypes.c_int32(self._ncol),
+                _c_str("num_threads=1"),
+                ctypes.byref(self._config),
+            )
+        )
+        self._lock = threading.Lock()
+
+    def __call__(self, row: np.ndarray) -> np.ndarray:
+        row = np.ascontiguousarray(row, dtype=np.float64)
+        if row.shape != (self._ncol,):
+            raise ValueError(f"expected {self._ncol} features, got {row.shape}")
+        out = np.empty(1, dtype=np.float64)
+        length = ctypes.c_int64(0)
+        # Plain addresses: ``ndarray.ctypes.data_as`` leaves a reference cycle behind per
+        # call, which the collector then has to find (pauses of several ms under load).
+        with self._lock:
+            self._check(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._config,
+                    ctypes.c_void_p(row.ctypes.data),
+                    ctypes.byref(length),
+                    ctypes.c_void_p(out.ctypes.data),
+                )
+            )
+        return out
+
+    def __del__(self) -> None:
+        if getattr(self, "_config", None):
+            self._lib.LGBM_FastConfigFree(self._config)
+
+
+_SINGLE_ROW: weakref.WeakKeyDictionary[Any, _LightGBMSingleRow | None] = weakref.WeakKeyDictionary()
+
+
+def _lightgbm_single_row(booster: Any) -> _LightGBMSingleRow | None:
+    """The booster's single-row predictor (None where LightGBM lacks that API: then
+    ``Booster.predict`` answers)."""
+    try:
+        return _SINGLE_ROW[booster]
+    except KeyError:
+        pass
+    try:
+        single: _LightGBMSingleRow | None = _LightGBMSingleRow(booster)
+    except Exception:  # an optional shortcut: any LightGBM without it predicts as usual
+        single = None
+    _SINGLE_ROW[booster] = single
+    return single

@@ -125,12 +125,17 @@ class DiskSpool:
             self._current = None
 
     def _open_segment(self) -> None:
+        """A new segment, locked before it gets its ``.jsonl`` name: created under that name,
+        another worker's replayer could claim it between the open and the lock (the lock
+        then failed with EAGAIN and the write's events were dropped)."""
         self._close_current()
         self.root.mkdir(parents=True, exist_ok=True)
         self._last_ns = max(time.time_ns(), self._last_ns + 1)
         path = self.root / f"{self._last_ns:020d}-{os.getpid()}.jsonl"
-        self._current = path.open("ab")
+        staging = path.with_suffix(".new")
+        self._current = staging.open("ab")
         fcntl.flock(self._current, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        staging.rename(path)  # the lock stays with the open file
         self._current_size = 0
 
 
