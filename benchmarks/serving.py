@@ -27,7 +27,7 @@ latency histograms (where the time goes inside the server), and the goals met or
 p99 <= 5 ms; a batch of 100 p99 <= 10 ms. No assertions.
 
     .venv/bin/python benchmarks/serving.py [--seconds 10] [--open-seconds 20] [--rate 1000]
-        [--connections 32] [--listings 2000] [--serve-arg=--some-option ...]
+        [--connections 32] [--listings 2000] [--workers N] [--serve-arg=--some-option ...]
 """
 
 from __future__ import annotations
@@ -518,6 +518,12 @@ def main() -> None:
         "--serve-arg", action="append", default=[], help="extra argument of `homeloop serve`"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="our server's HOMELOOP_SERVING_WORKERS (default: the settings' default)",
+    )
+    parser.add_argument(
         "--baseline-threadpool",
         action="store_true",
         help="the baseline's endpoint as def, in the thread pool (default: async def)",
@@ -548,6 +554,8 @@ def main() -> None:
 
             ours_port, base_port = free_port(), free_port()
             env = {**os.environ, **settings.as_env(), "HOMELOOP_API_PORT": str(ours_port)}
+            if args.workers is not None:
+                env["HOMELOOP_SERVING_WORKERS"] = str(args.workers)
             ours_argv = [sys.executable, "-m", "homeloop.cli", "serve", *args.serve_arg]
             base_argv = [sys.executable, str(ROOT / "benchmarks" / "baseline_api.py")]
             base_argv += ["--port", str(base_port)]

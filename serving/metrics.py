@@ -6,6 +6,10 @@ they start and ``/metrics`` sums the workers' files; the gauges say how they com
 
 from __future__ import annotations
 
+import collections
+from bisect import bisect_left
+from collections.abc import Sequence
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.5)
@@ -53,3 +57,23 @@ SPOOL_DEPTH = Gauge(
     "Prediction events waiting in the local disk spool",
     multiprocess_mode="livemax",  # the workers share one spool directory
 )
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe`` for every value, with one increment per bucket touched.
+
+    In multiprocess mode each increment is a locked write to a memory-mapped file
+    (~3-4 µs), which for a batch of 100 prices cost more than encoding its response.
+    Uses the histogram's own buckets (``observe`` keeps per-bucket counts, not
+    cumulative ones: the first bound >= the value); a test checks the result equals one
+    ``observe`` per value.
+    """
+    if len(values) < 2:
+        for value in values:
+            histogram.observe(value)
+        return
+    bounds = histogram._upper_bounds
+    counts = collections.Counter(bisect_left(bounds, value) for value in values)
+    for i, count in counts.items():
+        histogram._buckets[i].inc(count)
+    histogram._sum.inc(sum(values))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,11 +124,15 @@ class Predictor:
                 for i in by_id:
                     batch.errors[i] = (503, f"{STORE_DOWN}; send the listing's attributes")
             else:
-                rows = np.asarray(by_id)
-                batch.matrix[rows] = found.matrix
-                batch.updated_at_us[rows] = found.updated_at_us
-                for k, i in enumerate(by_id):
-                    if not found.found[k]:
+                if len(by_id) == n:  # all by id, in order: the reader's rows are the batch's
+                    batch.matrix, batch.updated_at_us = found.matrix, found.updated_at_us
+                else:
+                    rows = np.asarray(by_id)
+                    batch.matrix[rows] = found.matrix
+                    batch.updated_at_us[rows] = found.updated_at_us
+                for k, known in enumerate(found.found.tolist()):
+                    if not known:
+                        i = by_id[k]
                         batch.errors[i] = (404, f"listing {ids[k]!r} is not in the online store")
         if by_attrs:
             listings = [requests[i].listing for i in by_attrs]
@@ -149,14 +152,9 @@ class Predictor:
             else:
                 for name in RESOLVED:
                     batch.matrix[rows, _COLUMN[name]] = market[name]
+        no_level = np.isnan(batch.matrix[:, _LEVEL]).tolist()
         for i in range(n):
-            missing = i not in batch.errors and np.isnan(batch.matrix[i, _LEVEL])
+            missing = no_level[i] and i not in batch.errors
             if missing and STORE_DOWN not in batch.degraded[i]:
                 batch.degraded[i].append(NO_LEVEL)
         return batch
-
-
-def feature_age_s(updated_at_us: float, now: float | None = None) -> float | None:
-    if np.isnan(updated_at_us):
-        return None
-    return max(0.0, (now or time.time()) - updated_at_us / 1e6)
