@@ -82,7 +82,6 @@ class FeatureStreams(Service):
             self.producer,
             lag=self._lags,
         )
-        await self.feedback.restore()
         handlers: list[Any] = [listing, self.engagement]
         handlers += [
             PredictionsAgent(
@@ -109,6 +108,17 @@ class FeatureStreams(Service):
         self.feedback.partitions = outcomes.partitions
         # Started together: each joins its consumer group, which takes seconds, in parallel.
         await asyncio.gather(*(self.add_runtime_dependency(agent) for agent in self.agents))
+
+    @Service.task
+    async def _restore_feedback(self) -> None:
+        """The feedback loop's monitors, restored beside the agents rather than before them:
+        loading the registry's versions and calibrating their monitors takes seconds that
+        the feature agents need not wait for (the feedback agents wait for it)."""
+        assert self.feedback is not None
+        try:
+            await self.feedback.restore()
+        except Exception:
+            logger.exception("feedback loop: restoring the monitors failed; starting without")
 
     async def on_stop(self) -> None:
         for agent in self.agents:

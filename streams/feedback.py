@@ -138,6 +138,7 @@ class FeedbackLoop:
         # The ``user-events`` partitions assigned, and those read to their end (set by the
         # worker, from the consumer).
         self.partitions: Callable[[], Awaitable[tuple[set[int], set[int]]]] = _no_partitions
+        self._restored = asyncio.Event()
         self._drift_config = DriftConfig(
             window_size=settings.drift_window_size,
             rate_per_s=settings.drift_rate_per_s,
@@ -148,7 +149,20 @@ class FeedbackLoop:
     async def restore(self) -> None:
         """The fired triggers from the tables (a restart goes on), and the monitors of the
         versions the registry serves, so no prediction goes unwatched. (The watermark starts
-        afresh: the partitions' own events set it, the slowest first.)"""
+        afresh: the partitions' own events set it, the slowest first.)
+
+        Runs while the agents join their groups (loading MLflow and calibrating the
+        monitors takes seconds); the feedback agents wait for it with :meth:`ready`."""
+        try:
+            await self._restore()
+        finally:
+            self._restored.set()  # a failure is logged by the caller; the loop goes on
+
+    async def ready(self) -> None:
+        """Returns once :meth:`restore` has finished."""
+        await self._restored.wait()
+
+    async def _restore(self) -> None:
         for version, reason, fired_at in await self.store.fired_triggers(self.settings.model_name):
             self.latch.record(version, reason, fired_at)
         aliases: tuple[Alias, ...] = (CHAMPION, CHALLENGER)

@@ -40,6 +40,7 @@ class PredictionsAgent:
         events = [d.event for d in decoded if isinstance(d, Decoded)]
         await self._loop.store.add_predictions(events)
         EVENTS.labels(topic=self.topic, outcome="stored").inc(len(events))
+        await self._loop.ready()  # the monitors are restored
         await self._loop.on_predictions(events)
 
 
@@ -80,6 +81,7 @@ class UserEventsAgent:
         for event, excluded in kept:
             outcome = (excluded or "counted") if str(event.event_id) in new else "duplicate"
             OUTCOME_EVENTS.labels(type=event.type, outcome=outcome).inc()
+        await loop.ready()  # the monitors are restored (the tables and dead letters need not wait)
         await loop.advance(counted)
         await loop.attribute()
 
