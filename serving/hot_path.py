@@ -65,8 +65,8 @@ def _plain_json_post(scope: Scope) -> bool:
     if scope["method"] != "POST" or scope["query_string"]:
         return False
     for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bool(value == b"application/json")
+        if name == b"content-type":  # parameters such as "; charset=utf-8" are fine
+            return value.split(b";", 1)[0].strip().lower() == b"application/json"
     return False
 
 

@@ -59,6 +59,14 @@ def test_an_ordinary_request_skips_fastapi_and_gets_the_same_answer() -> None:
     assert (hot.status_code, hot.content) == (plain.status_code, plain.content)
 
 
+def test_a_json_content_type_with_parameters_takes_the_hot_path() -> None:
+    body = b'{"listing_id": "A-1"}'
+    for content_type in ("application/json; charset=utf-8", "Application/JSON"):
+        hot, plain, calls = both(content=body, headers={"content-type": content_type})
+        assert calls == ["hot"], content_type
+        assert (hot.status_code, hot.content) == (plain.status_code, plain.content)
+
+
 def test_errors_are_answered_as_fastapi_answers_them() -> None:
     hot, plain, calls = both(json={"listing_id": "GONE"})
     assert calls == ["hot"]
