@@ -11,6 +11,7 @@ would not: the online store is one Redis, as Feast's Redis store is.)
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,11 +20,13 @@ from typing import Any
 import numpy as np
 import redis.asyncio as aioredis
 from numpy.typing import NDArray
+from redis.exceptions import ResponseError
 
 from homeloop import online_layout as layout
 from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES, MODEL_FEATURES
 from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, MARKET_VIEWS
 from homeloop.price_levels import LEVEL_FEATURES, LEVELS, RESOLVED, resolve
+from homeloop.redis_wire import WireConnection
 
 # Returns {values, stamps}: ``values`` every listing's fields (its own, then its complex,
 # dong and region market fields) as consecutive 9-byte Feast doubles, a missing value as
@@ -121,18 +124,39 @@ class OnlineFeatures:
 class OnlineReader:
     """Reads :class:`OnlineFeatures` for listing ids from the online store."""
 
-    def __init__(self, redis: aioredis.Redis, project: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, project: str, wire: WireConnection | None = None
+    ) -> None:
+        """``wire``, when given, carries :meth:`read` (the serving hot path); ``redis``
+        carries everything else."""
         self._project = project
         self._redis = redis
-        self._script = redis.register_script(_script())
+        self._source = _script()
+        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
+        self._script = redis.register_script(self._source)
+        self._wire = wire
         self._market_fields = [
             [layout.field(view, n) for n in LEVEL_FEATURES] for view in MARKET_VIEWS
         ]
 
     async def read(self, listing_ids: Sequence[str]) -> OnlineFeatures:
         keys = [layout.entity_key(self._project, "listing_id", i) for i in listing_ids]
-        raw = await self._script(keys=keys) if keys else []
+        if not keys:
+            raw: list[Any] = []
+        elif self._wire is not None:
+            raw = await self._read_wire(self._wire, keys)
+        else:
+            raw = await self._script(keys=keys)
         return decode_rows(list(listing_ids), raw)
+
+    async def _read_wire(self, wire: WireConnection, keys: list[bytes]) -> Any:
+        try:
+            return await wire.call("EVALSHA", self._sha, len(keys), *keys)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await wire.call("SCRIPT", "LOAD", self._source)  # a new or flushed Redis
+        return await wire.call("EVALSHA", self._sha, len(keys), *keys)
 
     async def read_market(
         self, places: Sequence[tuple[str, str, str]]

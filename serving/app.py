@@ -34,6 +34,7 @@ from starlette.background import BackgroundTask
 from homeloop.clock import event_clock
 from homeloop.features import MODEL_FEATURES
 from homeloop.online_reader import OnlineReader
+from homeloop.redis_wire import WireConnection
 from homeloop.registry import CHAMPION
 from homeloop.settings import Settings
 from serving.answers import Priced, bodies, events, uuid4_strings
@@ -80,7 +81,9 @@ class ServingState:
         self.redis = aioredis.from_url(
             settings.require().redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
-        self.predictor = Predictor(OnlineReader(self.redis, settings.feast_project))
+        # The hot path's reads go over a lean connection of their own (homeloop.redis_wire).
+        self.wire = WireConnection(settings.require().redis_url, timeout_s=1.0)
+        self.predictor = Predictor(OnlineReader(self.redis, settings.feast_project, self.wire))
         self.load_errors: dict[str, str] = {}
         self._load_lock = asyncio.Lock()
 
@@ -233,6 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await task
         await state.publisher.stop()
         await state.redis.aclose()
+        await state.wire.close()
 
     app = FastAPI(
         title="homeloop prediction API",

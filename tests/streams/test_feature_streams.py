@@ -30,6 +30,7 @@ from homeloop.features import ENGAGEMENT_FEATURES, MODEL_FEATURES, dong_id
 from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, apply_repo, feature_store
 from homeloop.online_layout import entity_key
 from homeloop.online_reader import OnlineReader
+from homeloop.redis_wire import WireConnection
 from homeloop.settings import Settings
 from streams.app import FeatureStreams
 from tests.factories import listing_event, synthetic_deals
@@ -99,11 +100,19 @@ def read_online(settings: Settings, listing_ids: list[str]):  # type: ignore[no-
     import redis.asyncio as aioredis
 
     async def run():  # type: ignore[no-untyped-def]
+        """Read through redis-py and through serving's lean connection: the same features."""
         client = aioredis.from_url(settings.require().redis_url)
+        wire = WireConnection(settings.require().redis_url)
         try:
-            return await OnlineReader(client, settings.feast_project).read(listing_ids)
+            plain = await OnlineReader(client, settings.feast_project).read(listing_ids)
+            lean = await OnlineReader(client, settings.feast_project, wire).read(listing_ids)
         finally:
             await client.aclose()
+            await wire.close()
+        assert np.array_equal(plain.matrix, lean.matrix, equal_nan=True)
+        assert np.array_equal(plain.found, lean.found)
+        assert np.array_equal(plain.updated_at_us, lean.updated_at_us, equal_nan=True)
+        return plain
 
     return asyncio.run(run())
 
