@@ -213,33 +213,53 @@ def worker() -> None:
     run_worker(_settings())
 
 
+def _server_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "loop": "uvloop",  # libuv's event loop: about twice asyncio's for small requests
+        "http": "httptools",  # the C HTTP parser
+        "log_level": settings.log_level.lower(),
+        "access_log": False,  # a line per request costs more than the request
+    }
+
+
 @app.command()
 def serve() -> None:
     """Run the prediction API."""
     import uvicorn
 
     from serving.app import create_app
+    from serving.workers import supervise, worker_command
 
     settings = _settings()
-    server: dict[str, Any] = {
-        "host": settings.api_host,
-        "port": settings.api_port,
-        "loop": "uvloop",  # libuv's event loop: about twice asyncio's for small requests
-        "http": "httptools",  # the C HTTP parser
-        "log_level": settings.log_level.lower(),
-        "access_log": False,  # a line per request costs more than the request
-    }
     if settings.serving_workers == 1:
-        uvicorn.run(create_app(settings), **server)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            **_server_options(settings),
+        )
         return
-    # Several workers: each imports the app, loads the models and publishes on its own;
-    # metrics go through files that /metrics sums (set before the workers start).
+    # Several workers, each on its own SO_REUSEPORT socket (serving.workers says why); each
+    # imports the app, loads the models and publishes on its own; metrics go through files
+    # that /metrics sums (set before the workers start).
     metrics_dir = settings.data_dir.resolve() / "metrics" / f"serve-{os.getpid()}"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    uvicorn.run(
-        "serving.app:app_from_env", factory=True, workers=settings.serving_workers, **server
+    raise typer.Exit(supervise(worker_command("serve-worker"), settings.serving_workers))
+
+
+@app.command("serve-worker", hidden=True)
+def serve_worker() -> None:
+    """One worker of ``homeloop serve`` (started by it)."""
+    from serving.workers import run_worker
+
+    settings = _settings()
+    run_worker(
+        "serving.app:app_from_env",
+        settings.api_host,
+        settings.api_port,
+        _server_options(settings),
     )
 
 
