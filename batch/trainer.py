@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from batch import training_data
-from batch.train import TrainingOutcome, has_alias, run_training
+from batch.train import TrainingOutcome, run_training
 from homeloop.db import connect
 from homeloop.events import DeadLetterEvent, RetrainRequest, utcnow
 from homeloop.heartbeat import beat
@@ -170,11 +170,11 @@ def train_by_hand(
     """``homeloop train``: a manual run, recorded like the trainer's. With ``if_missing``
     it bootstraps the first model (and its market views) only when no champion exists."""
     if if_missing:
-        if has_alias(settings):
-            return None
         from batch.first_model import train_on_simulated_history
 
-        return train_on_simulated_history(settings, n_deals=n_deals, progress=progress)
+        return train_on_simulated_history(
+            settings, n_deals=n_deals, if_missing=True, progress=progress
+        )
     data = training_data.load(settings, source, n_deals)
     with connect(settings) as conn:
         training_id, _ = claim(conn, settings.db_schema, settings.model_name, ["manual"])

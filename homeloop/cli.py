@@ -143,7 +143,7 @@ def train(
             console.print(f"[red]training refused:[/] {exc}")
             raise typer.Exit(2) from exc
     if outcome is None:
-        console.print("a champion exists already; nothing to do")
+        console.print("a champion exists already; nothing to train")
         return
     console.print(training_table(outcome))
     if outcome.status == "registered":
