@@ -20,8 +20,7 @@ from homeloop.events import SCHEMA_VERSION
 from homeloop.registry import CHAMPION
 from serving.model_slots import LoadedModel
 from serving.schemas import PredictionRequest
-
-Record = tuple[bytes, bytes]  # (Kafka key, encoded event)
+from serving.spool import Record
 
 
 def uuid4_strings(n: int) -> list[str]:

@@ -88,14 +88,11 @@ class PredictionPublisher:
         """Hand an event to the background sender; never blocks and never touches the disk."""
         self.publish_records([(message_key(event), event.to_bytes())])
 
-    def publish_record(self, key: bytes, value: bytes) -> None:
-        """:meth:`publish` for an event already encoded (the hot path builds the JSON itself)."""
-        self.publish_records([(key, value)])
-
     def publish_records(self, records: list[Record]) -> None:
-        """:meth:`publish_record` for many: what memory has room for waits there, the rest
-        goes to the spool. The depth gauges are the sender's to update (a gauge write per
-        event costs more than the append in multiprocess mode)."""
+        """:meth:`publish` for events already encoded (the hot path builds their JSON itself):
+        what memory has room for waits there, the rest goes to the spool. The depth gauges
+        are the sender's to update (a gauge write per event costs more than the append in
+        multiprocess mode)."""
         if self._closed:
             self._drop(len(records), "publisher stopped")
             return
