@@ -9,7 +9,6 @@ publishing never waits for the broker; TreeSHAP runs only when ``?explain=true``
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import secrets
@@ -31,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.background import BackgroundTask
 
+from homeloop import heap
 from homeloop.clock import event_clock
 from homeloop.features import MODEL_FEATURES
 from homeloop.online_reader import OnlineReader
@@ -103,7 +103,7 @@ class ServingState:
             if previous is not None:
                 MODEL_INFO.labels(slot, previous.name, previous.version).set(0)
             MODEL_INFO.labels(slot=slot, model=model.name, version=model.version).set(1)
-            freeze_heap()
+            heap.settle(heap.API_YOUNG)
             logger.info("slot %s: v%s (was %s)", slot, model.version, previous and previous.version)
             return model, previous
 
@@ -187,18 +187,6 @@ def _columns(features: tuple[str, ...]) -> np.ndarray:
     return np.array([_COLUMN[name] for name in features])
 
 
-def freeze_heap() -> None:
-    """Move what start-up and model loads allocated out of the collector's sight.
-
-    Without it, full collections walk the models and libraries on every cycle: pauses of
-    100–600 ms measured under load (the p99 of the serving benchmark). A higher first
-    threshold makes young collections rarer on a path that allocates per request.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
-
-
 def _json(body: object, then: BackgroundTask | None = None) -> Response:
     """orjson straight to bytes: the body is built from plain values already, so a second
     validation pass through the response model would only cost time. ``then`` runs once
@@ -222,7 +210,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.serving = state
         await state.publisher.start()
         await state.load_slots()
-        freeze_heap()
+        heap.settle(heap.API_YOUNG)
         follower = RegistryFollower(settings, state.reload, state.loaded_version)
         tasks = [
             asyncio.create_task(state.wait_for_champion(), name="champion-watcher"),

@@ -9,7 +9,6 @@ lifecycle, signals, web server and logging; aiokafka gives the agents whole batc
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from homeloop import heap
 from homeloop.settings import Settings
 from streams.batch_agent import BatchAgent
 from streams.dead_letters import DeadLetters
@@ -48,9 +48,7 @@ class FeatureStreams(Service):
         self.feedback: FeedbackLoop | None = None
 
     async def on_start(self) -> None:
-        # Everything imported and built so far lives as long as the worker: keep it out of
-        # the garbage collector's scans, which otherwise run through every batch's events.
-        gc.freeze()
+        heap.settle(heap.WORKER_YOUNG)  # once more when the feedback loop has loaded
         settings = self.settings
         services = settings.require()
         self.redis = aioredis.from_url(services.redis_url)
@@ -119,6 +117,7 @@ class FeatureStreams(Service):
             await self.feedback.restore()
         except Exception:
             logger.exception("feedback loop: restoring the monitors failed; starting without")
+        heap.settle(heap.WORKER_YOUNG)  # MLflow and the monitors stay: out of the scans
 
     async def on_stop(self) -> None:
         for agent in self.agents:
