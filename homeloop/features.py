@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -85,8 +85,21 @@ def building_age(build_year: int, at: datetime) -> int:
 
 
 def _floats(values: ArrayLike) -> NDArray[np.float64]:
-    """Floats with ``None`` as NaN."""
+    """Floats with ``None`` (or pandas' NA) as NaN."""
+    if isinstance(values, list | tuple):  # a stream batch: numpy reads None as NaN, 10x faster
+        try:
+            return np.array(values, dtype=np.float64)
+        except TypeError:  # pandas' NA among them
+            pass
     return np.asarray(pd.array(values, dtype="Float64").to_numpy(np.float64, na_value=np.nan))
+
+
+def _years(at: Any) -> NDArray[np.float64]:
+    """The UTC calendar year of each time (naive times count as UTC)."""
+    if isinstance(at, list | tuple) and all(isinstance(a, datetime) for a in at):
+        # A stream batch: pandas' parsing costs ~0.4 ms a call, which small batches feel.
+        return np.array([(a.astimezone(UTC) if a.tzinfo else a).year for a in at], np.float64)
+    return pd.DatetimeIndex(pd.to_datetime(np.asarray(at), utc=True)).year.to_numpy(np.float64)
 
 
 def listing_feature_columns(
@@ -102,7 +115,7 @@ def listing_feature_columns(
     build_year = _floats(attrs["build_year"])
     lat, lon = _floats(attrs["lat"]), _floats(attrs["lon"])
     asking = _floats(attrs["asking_price"])
-    year = pd.DatetimeIndex(pd.to_datetime(np.asarray(at), utc=True)).year.to_numpy(np.float64)
+    year = _years(at)
 
     flags = {
         "missing_coordinates": np.isnan(lat) | np.isnan(lon),
@@ -119,18 +132,14 @@ def listing_feature_columns(
     usable_asking = (asking > 0) & ~flags["absurd_asking_price"]
     with np.errstate(invalid="ignore", divide="ignore"):
         per_pyeong = np.where(usable_asking, asking / (area / SQM_PER_PYEONG), np.nan)
-    # Listings share their complex's coordinates: each distinct point is looked up once.
-    points, inverse = np.unique(np.column_stack([lat, lon]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    subway = geo.stations().nearest_many(points[:, 0], points[:, 1])
-    school = geo.schools().weighted_within_many(points[:, 0], points[:, 1], geo.SCHOOL_RADIUS_M)
+    subway, school = geo.near(lat, lon)
     features = {
         "area_sqm": area,
         "floor": floor,
         "floor_penalty": floor_penalty(floor),
         "building_age": age,
-        "subway_distance_m": subway[inverse],
-        "school_score": school[inverse],
+        "subway_distance_m": subway,
+        "school_score": school,
         "asking_price_per_pyeong": per_pyeong,
         "lat": lat,
         "lon": lon,

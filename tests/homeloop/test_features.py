@@ -4,6 +4,7 @@ import math
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
 from homeloop import geo
 from homeloop.events import ListingEvent
@@ -101,3 +102,17 @@ def test_a_batch_equals_its_rows_one_by_one() -> None:
             [features[name][i] for name in LISTING_FEATURES],
             equal_nan=True,
         )
+
+
+def test_a_stream_batch_and_a_frame_give_the_same_features() -> None:
+    """Lists (the stream's fast path) and a frame with pandas' NA (the batch jobs) agree."""
+    events = [
+        event(floor=f, asking_price=None if f % 2 else 90_000, lat=None if f == 3 else 37.5)
+        for f in range(1, 8)
+    ]
+    columns, at = event_columns(events)
+    from_lists, _ = listing_feature_columns(columns, at)
+    frame = pd.DataFrame(columns).astype({"asking_price": "Int64", "lat": "Float64"})
+    from_frame, _ = listing_feature_columns(frame, pd.Series(at))
+    for name in LISTING_FEATURES:
+        assert np.array_equal(from_lists[name], from_frame[name], equal_nan=True), name

@@ -9,6 +9,7 @@ from homeloop.geo import (
     SCHOOL_RADIUS_M,
     Points,
     haversine_m,
+    near,
     school_score,
     schools,
     stations,
@@ -70,3 +71,15 @@ def test_vectorised_queries_equal_the_one_point_queries() -> None:
     for i in range(300):
         assert near[i] == pytest.approx(subway_distance_m(lat[i], lon[i]), abs=1e-6)
     assert np.isnan(near[300]) and np.isnan(near[301])
+
+
+def test_remembered_points_give_what_the_queries_give() -> None:
+    rng = np.random.default_rng(2)
+    lat = np.r_[rng.uniform(37.45, 37.68, 50), np.nan]
+    lon = np.r_[rng.uniform(126.85, 127.15, 50), 127.0]
+    lat, lon = np.r_[lat, lat[:10]], np.r_[lon, lon[:10]]  # repeated points in one call
+    for _ in range(2):  # computed, then remembered
+        subway, school = near(lat, lon)
+        assert np.array_equal(subway, stations().nearest_many(lat, lon), equal_nan=True)
+        expected = schools().weighted_within_many(lat, lon, SCHOOL_RADIUS_M)
+        assert np.array_equal(school, expected, equal_nan=True)
