@@ -43,7 +43,7 @@ def listing_rows(events: Sequence[ListingEvent]) -> tuple[ListingRows, dict[str,
     columns, at = event_columns(events)
     features, flags = listing_feature_columns(columns, at)
     rows = ListingRows(
-        event_ids=[str(e.event_id) for e in events],
+        event_ids=[e.event_id for e in events],
         listing_ids=[e.listing_id for e in events],
         event_times=list(at),
         features=features,

@@ -38,13 +38,14 @@ def test_timestamps_are_encoded_as_protobuf_encodes_them(at: datetime) -> None:
     assert Timestamp.FromString(layout.encode_time_us(us)).ToDatetime(tzinfo=UTC) == at
 
 
-def test_double_blobs_round_trip_with_missing_values() -> None:
+def test_double_blob_round_trip_with_missing_values() -> None:
     a = np.array([1.0, np.nan, -2.5])
     b = np.array([np.nan, 0.0, 7.0])
-    blobs = layout.double_blobs([a, b])
-    assert [len(blob) for blob in blobs] == [18, 18, 18]
-    assert blobs[1][9:] == layout.encode_double(0.0)  # a present value is Feast's bytes
-    decoded = layout.decode_double_blob(b"".join(blobs)).reshape(3, 2)
+    blob = layout.double_blob([a, b])
+    assert len(blob) == 3 * 18  # rows of two 9-byte values
+    assert blob[27:36] == layout.encode_double(0.0)  # a present value is Feast's bytes
+    assert blob[18] == 0  # a missing one has tag 0
+    decoded = layout.decode_double_blob(blob).reshape(3, 2)
     assert np.array_equal(decoded, np.column_stack([a, b]), equal_nan=True)
 
 
@@ -63,7 +64,7 @@ def test_reader_reply_becomes_the_model_matrix_with_the_market_fallback() -> Non
         return values
 
     rows = [listing(84.0, 1_500.0, 1_200.0), listing(59.0, np.nan, 1_200.0)]
-    blob = b"".join(layout.double_blobs([np.array(c) for c in np.array(rows).T]))
+    blob = layout.double_blob([np.array(c) for c in np.array(rows).T])
     got = decode_rows(["A", "B", "C"], [blob + bytes(9 * _SLOTS), [b"1", b"2", None]])
     col = MODEL_FEATURES.index
     assert got.found.tolist() == [True, True, False]
@@ -73,3 +74,10 @@ def test_reader_reply_becomes_the_model_matrix_with_the_market_fallback() -> Non
     assert got.matrix[1, col("deals_3m")] == 400.0
     assert got.matrix[0, col("price_per_pyeong")] == pytest.approx(1_500.0 * 3.3058)
     assert np.isnan(got.matrix[2]).all()
+
+
+@pytest.mark.parametrize("value", ["L0000001", "C0102", "41135:삼평동", "", "x" * 300])
+def test_entity_keys_are_the_bytes_feast_builds(value: str) -> None:
+    for join_key in ("listing_id", "complex_id", "dong_id", "region_code"):
+        expected = layout.feast_entity_key("homeloop", join_key, value)
+        assert layout.entity_key("homeloop", join_key, value) == expected

@@ -14,7 +14,7 @@ from homeloop.price_levels import LEVEL_FEATURES, RESOLVED, resolve
 
 def reply(values: np.ndarray) -> bytes:
     """The script's blob for rows of slot values (NaN = missing)."""
-    return b"".join(layout.double_blobs(list(values.T)))
+    return layout.double_blob(list(values.T))
 
 
 def resolved_directly(values: np.ndarray) -> dict[str, np.ndarray]:
