@@ -19,7 +19,7 @@ from psycopg import sql
 from homeloop.events import PredictionEvent, UserEvent
 from homeloop.outcomes import MAE_WINDOW, RealizedError, VariantOutcomes
 from homeloop.triggers import Firing, period
-from streams.offline_log import OfflineLog, document, insert_batch, rows_from
+from streams.offline_log import OfflineLog, insert_batch, json_columns, rows_from
 
 # Rates are over the cohorts whose attribution window closed in this last stretch.
 RATE_COHORTS = timedelta(days=30)
@@ -196,7 +196,7 @@ class FeedbackStore:
             "predicted_price": [e.predicted_price for e in events],
             "event_time": [e.event_time.isoformat() for e in events],
         }
-        await self._log.fetch(INSERT_PREDICTIONS, {"batch": document(batch)})
+        await self._log.fetch(INSERT_PREDICTIONS, json_columns(batch))
 
     async def add_events(self, events: list[tuple[UserEvent, str | None]]) -> set[str]:
         """Store user events with their exclusion; returns the ids that were new."""
@@ -214,9 +214,7 @@ class FeedbackStore:
             "event_time": [e.event_time.isoformat() for e, _ in events],
             "excluded": [why for _, why in events],
         }
-        return {
-            str(row[0]) for row in await self._log.fetch(INSERT_EVENTS, {"batch": document(batch)})
-        }
+        return {str(row[0]) for row in await self._log.fetch(INSERT_EVENTS, json_columns(batch))}
 
     async def attribute(self, is_suspect: Any) -> Attributed:
         """One pass over the undecided events; ``is_suspect(contract, predicted)`` marks
