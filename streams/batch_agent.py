@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 Record: TypeAlias = ConsumerRecord  # raw bytes: the agents decode deliberately
 Handler = Callable[[Sequence[Record]], Awaitable[Awaitable[None] | None]]
-MAX_TAILS = 4
+MAX_TAILS = 16
 # With nothing fetched and nothing under way, the loop and the broker's fetch both wait this
 # long for data. The broker answers a fetch as soon as data arrives (an event's latency
 # through an idle worker was the same, ~10 ms, with 5 and 100), while polling every
