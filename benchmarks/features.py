@@ -212,6 +212,10 @@ async def freshness_figures(settings: Settings, rate: int, seconds: float) -> No
     before = _histogram("listing_features")
     target = events_ok(topic) + int(rate * seconds)
     while events_ok(topic) < target:
+        if child.poll() not in (None, 0):
+            print(f"freshness: the producer failed (exit {child.returncode}); no figure")
+            await streams.stop()
+            return
         await asyncio.sleep(0.05)
     child.wait()
     after = _histogram("listing_features")
