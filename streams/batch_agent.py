@@ -11,6 +11,7 @@ has returned: at-least-once, with idempotent handlers making replays harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from asyncio import FIRST_COMPLETED
@@ -97,6 +98,8 @@ class BatchAgent(Service):
         self.max_in_flight = max_in_flight
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
+        self._consuming = False
+        self._consumed = asyncio.Event()  # the consume loop has finished and committed
 
     @property
     def label(self) -> str:
@@ -120,6 +123,14 @@ class BatchAgent(Service):
         await self.consumer.start()
 
     async def on_stop(self) -> None:
+        # mode calls this before it cancels the service's tasks: let the consume loop see
+        # ``should_stop``, finish what is under way and commit it while the consumer still
+        # has its group (committing through a stopped consumer waits for a coordinator
+        # forever). A handler stuck longer than the session timeout is cancelled instead.
+        if self._consuming:
+            with contextlib.suppress(TimeoutError):
+                timeout = self.settings.worker_session_timeout
+                await asyncio.wait_for(self._consumed.wait(), timeout)
         if self.consumer is not None:
             await self.consumer.stop()  # leaves the group, so a restart need not wait
 
@@ -162,6 +173,7 @@ class BatchAgent(Service):
         """
         consumer = self.consumer
         assert consumer is not None
+        self._consuming = True
         pending: deque[_InFlight] = deque()
         buffer: list[Record] = []
         offsets: dict[TopicPartition, int] = {}
@@ -199,10 +211,13 @@ class BatchAgent(Service):
                     pending.append(_InFlight.start(self.handler, buffer, offsets))
                     buffer, offsets = [], {}
         finally:
-            while pending and not failed:  # a clean stop finishes what is under way
-                done.update(await self._finish(pending.popleft()))
-            if done:  # batches that finished before any failure
-                await self._commit(consumer, done)
+            try:
+                while pending and not failed:  # a clean stop finishes what is under way
+                    done.update(await self._finish(pending.popleft()))
+                if done:  # batches that finished before any failure
+                    await self._commit(consumer, done)
+            finally:
+                self._consumed.set()
 
     async def _finish(self, batch: _InFlight) -> dict[TopicPartition, int]:
         """The batch's offsets, once it is done (a handler that fails stops the agent: its
