@@ -98,3 +98,28 @@ def test_offsets_are_committed_once_handled_and_never_past_a_failed_batch(
     assert set(values[:after_failure]) <= set(seen)
     assert replayed == values[after_failure:]  # the failed batch comes again, first
     assert idle == len(values)
+
+
+def test_a_stop_finishes_and_commits_the_batches_under_way(settings: Settings) -> None:
+    topic = settings.topic("listings")
+    values = [f"v{i}".encode() for i in range(6)]
+
+    async def scenario() -> tuple[list[bytes], int | None]:
+        await produce(settings, topic, values)
+        handled: list[bytes] = []
+        started = asyncio.Event()
+
+        async def slow(records: Sequence[Record]) -> None:
+            started.set()
+            await asyncio.sleep(0.3)
+            handled.extend(r.value for r in records)
+
+        group = f"{settings.topic_prefix}batch-agent-stop"
+        agent = await run_agent(settings, topic, group, slow)
+        await asyncio.wait_for(started.wait(), 30)
+        await asyncio.wait_for(agent.stop(), 20)  # with batches under way
+        return handled, await committed(settings, group, topic)
+
+    handled, offset = asyncio.run(scenario())
+    assert handled == values[: len(handled)] and handled  # in order, at least one batch
+    assert offset == len(handled)  # what was under way finished and was committed
