@@ -187,14 +187,14 @@ class FeedbackStore:
         if not events:
             return
         batch = {
-            "prediction_id": [str(e.prediction_id) for e in events],
+            "prediction_id": [e.prediction_id for e in events],
             "listing_id": [e.listing_id for e in events],
             "user_id": [e.user_id for e in events],
             "model_name": [e.model_name for e in events],
             "model_version": [e.model_version for e in events],
             "variant": [e.variant for e in events],
             "predicted_price": [e.predicted_price for e in events],
-            "event_time": [e.event_time.isoformat() for e in events],
+            "event_time": [e.event_time for e in events],
         }
         await self._log.fetch(INSERT_PREDICTIONS, json_columns(batch))
 
@@ -203,15 +203,13 @@ class FeedbackStore:
         if not events:
             return set()
         batch = {
-            "event_id": [str(e.event_id) for e, _ in events],
+            "event_id": [e.event_id for e, _ in events],
             "type": [e.type for e, _ in events],
             "user_id": [e.user_id for e, _ in events],
             "listing_id": [e.listing_id for e, _ in events],
-            "given_prediction_id": [
-                str(e.prediction_id) if e.prediction_id else None for e, _ in events
-            ],
+            "given_prediction_id": [e.prediction_id for e, _ in events],
             "contract_price": [e.contract_price for e, _ in events],
-            "event_time": [e.event_time.isoformat() for e, _ in events],
+            "event_time": [e.event_time for e, _ in events],
             "excluded": [why for _, why in events],
         }
         return {str(row[0]) for row in await self._log.fetch(INSERT_EVENTS, json_columns(batch))}
