@@ -85,10 +85,11 @@ def write_snapshots(settings: Settings, level: str, frame: pd.DataFrame) -> int:
 
 
 def publish_known(settings: Settings, snapshots: dict[str, pd.DataFrame]) -> None:
-    """The ids with figures, for the agents' unknown-complex/region counters."""
+    """The ids with figures, for the agents' unknown-complex/region counters, and a new
+    market version, so readers forget the market figures they remember."""
     import redis
 
-    from homeloop.online_layout import known_key
+    from homeloop.online_layout import known_key, market_version_key
 
     client = redis.Redis.from_url(settings.require().redis_url)
     try:
@@ -99,6 +100,7 @@ def publish_known(settings: Settings, snapshots: dict[str, pd.DataFrame]) -> Non
                 pipe.delete(key)
                 if ids:
                     pipe.sadd(key, *ids)
+            pipe.incr(market_version_key(settings.feast_project))
             pipe.execute()
     finally:
         client.close()

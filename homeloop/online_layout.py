@@ -137,3 +137,9 @@ def encode_time(at: datetime) -> bytes:
 def known_key(project: str, join_key: str) -> str:
     """homeloop's Redis set of the entity ids the market job has figures for."""
     return f"homeloop:{project}:known:{join_key}"
+
+
+def market_version_key(project: str) -> str:
+    """homeloop's counter of market job runs: readers that keep market figures in process
+    forget them when it moves (:class:`homeloop.online_reader.MarketCache`)."""
+    return f"homeloop:{project}:market_version"

@@ -2,18 +2,21 @@
 
 A listing's hash (Feast's layout) holds its listing and engagement views and, in
 homeloop's own ``_key:*`` fields, the Redis keys of its complex, dong and region. One
-server-side script reads, for every listing asked for, its fields and then its three
-market hashes, so 1 or 100 listings cost one round trip. The market figures are resolved
-complex → dong → region by :func:`homeloop.price_levels.resolve`, as in training.
-(The script reads keys it was not given, which a single Redis allows and a Redis Cluster
-would not: the online store is one Redis, as Feast's Redis store is.)
+server-side script reads, for every listing asked for, its fields and those keys, so 1 or
+100 listings cost one round trip. The market figures behind the keys change once a day
+(the market job), so a reader keeps them in process (:class:`MarketCache`) and fetches only
+those it has not seen, in a second round trip. They are resolved complex → dong → region
+by :func:`homeloop.price_levels.resolve`, as in training. (The script reads keys it was
+not given, which a single Redis allows and a Redis Cluster would not: the online store is
+one Redis, as Feast's Redis store is.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,36 +31,20 @@ from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, MARKET_VIEWS
 from homeloop.price_levels import LEVEL_FEATURES, LEVELS, RESOLVED, resolve
 from homeloop.redis_wire import WireConnection
 
-# Returns {values, stamps}: ``values`` every listing's fields (its own, then its complex,
-# dong and region market fields) as consecutive 9-byte Feast doubles, a missing value as
-# nine zero bytes, so the client decodes all of it in one vectorised step; ``stamps`` the
-# µs event time of each listing's features (false when the store does not know it).
-# The field names are constants of the script (written in by :func:`_script`), so a call
+# Returns {values, pointers, stamps, market version}: ``values`` every listing's own fields
+# as consecutive 9-byte Feast doubles, a missing value as nine zero bytes, so the client
+# decodes all of it in one vectorised step; ``pointers`` the Redis keys of each listing's
+# complex, dong and region (false where it has none); ``stamps`` the µs event time of each
+# listing's features (false when the store does not know it); then the market job's
+# version counter (ARGV[1]), which tells the client when its remembered markets went stale.
+# The field names are constants of the script (written in by :func:`_scripts`), so a call
 # sends only the listings' keys: packing ~40 arguments per call cost more than the read.
-# One HMGET reads a listing's fields, market pointers and stamp together, and a market
-# read once is reused by the call's other listings in that market (listings of a batch
-# share dongs and regions): 100 listings took 2.0 ms of Redis time before, 1.4 ms after.
 _READ = """
 local own_fields = {%(listing)s, %(pointers)s, %(stamp)s}
-local market_fields = {{%(complex)s}, {%(dong)s}, {%(region)s}}
-local nown, nm = #own_fields - 4, #market_fields[1]
+local nown = #own_fields - 4
 local missing = string.rep('\\0', 9)
-local no_market = string.rep(missing, nm)
-local parts, stamps, seen = {}, {}, {{}, {}, {}}
-local n = 0
-local function market(level, key)
-  local chunk = seen[level][key]
-  if not chunk then
-    local values = redis.call('HMGET', key, unpack(market_fields[level]))
-    for j = 1, nm do
-      local v = values[j]
-      if not (v and #v == 9) then values[j] = missing end
-    end
-    chunk = table.concat(values)
-    seen[level][key] = chunk
-  end
-  return chunk
-end
+local parts, pointers, stamps = {}, {}, {}
+local n, p = 0, 0
 for i, key in ipairs(KEYS) do
   local values = redis.call('HMGET', key, unpack(own_fields))
   for j = 1, nown do
@@ -66,13 +53,29 @@ for i, key in ipairs(KEYS) do
     if v and #v == 9 then parts[n] = v else parts[n] = missing end
   end
   for level = 1, 3 do
-    local target = values[nown + level]
-    n = n + 1
-    if target then parts[n] = market(level, target) else parts[n] = no_market end
+    p = p + 1
+    pointers[p] = values[nown + level] or false
   end
   stamps[i] = values[nown + 4] or false
 end
-return {table.concat(parts), stamps}
+return {table.concat(parts), pointers, stamps, redis.call('GET', ARGV[1]) or false}
+"""
+
+# The figures of the market keys given (KEYS), ARGV[i] the level of KEYS[i] (1 complex,
+# 2 dong, 3 region), as consecutive 9-byte values (nine zero bytes where missing).
+_READ_MARKETS = """
+local market_fields = {{%(complex)s}, {%(dong)s}, {%(region)s}}
+local missing = string.rep('\\0', 9)
+local parts, n = {}, 0
+for i, key in ipairs(KEYS) do
+  local values = redis.call('HMGET', key, unpack(market_fields[tonumber(ARGV[i])]))
+  for j = 1, #values do
+    local v = values[j]
+    n = n + 1
+    if v and #v == 9 then parts[n] = v else parts[n] = missing end
+  end
+end
+return table.concat(parts)
 """
 
 
@@ -84,21 +87,25 @@ def _lua(values: list[bytes | str]) -> str:
     )
 
 
-def _script() -> str:
+def _scripts() -> tuple[str, str]:
+    """The listings script and the markets script, field names written in."""
     listing: list[bytes | str] = [layout.field(LISTING_VIEW, n) for n in LISTING_FEATURES]
     listing += [layout.field(ENGAGEMENT_VIEW, n) for n in ENGAGEMENT_FEATURES]
     market = [[layout.field(view, n) for n in LEVEL_FEATURES] for view in MARKET_VIEWS]
     pointers: list[bytes | str] = [
         layout.MARKET_POINTERS[key] for key in ("complex_id", "dong_id", "region_code")
     ]
-    return _READ % {
+    read = _READ % {
         "listing": _lua(listing),
-        "complex": _lua(market[0]),  # type: ignore[arg-type]
-        "dong": _lua(market[1]),  # type: ignore[arg-type]
-        "region": _lua(market[2]),  # type: ignore[arg-type]
         "pointers": _lua(pointers),
         "stamp": _lua([layout.micros_field(LISTING_VIEW)]),
     }
+    markets = _READ_MARKETS % {
+        "complex": _lua(market[0]),  # type: ignore[arg-type]
+        "dong": _lua(market[1]),  # type: ignore[arg-type]
+        "region": _lua(market[2]),  # type: ignore[arg-type]
+    }
+    return read, markets
 
 
 _COLUMN = {name: i for i, name in enumerate(MODEL_FEATURES)}
@@ -121,60 +128,131 @@ class OnlineFeatures:
         }
 
 
+class MarketCache:
+    """Market figures (one market key's :data:`LEVEL_FEATURES` as 9-byte values) by key.
+
+    Listings change all day; their markets change when the market job runs. Reading the
+    three markets of every listing again in every call was a third of the script's Redis
+    time (100 listings: ~1.5 ms, ~1.0 ms without the markets). Forgotten when the market
+    job's version counter moves (it bumps it after writing), and at the latest
+    ``max_age_s`` after they were read, for a write that does not bump it (such as a
+    ``feast materialize`` run by hand).
+    """
+
+    def __init__(
+        self, max_age_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._chunks: dict[bytes, bytes] = {}
+        self._version: bytes | None = None
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._since = clock()
+
+    def check(self, version: bytes | None) -> None:
+        """Forget everything if the market version moved or the figures are too old."""
+        now = self._clock()
+        if version != self._version or now - self._since > self._max_age_s:
+            self._chunks.clear()
+            self._version, self._since = version, now
+
+    def missing(self, pointers: Sequence[bytes | None]) -> list[bytes]:
+        """The keys among ``pointers`` not held, each once."""
+        chunks = self._chunks
+        return list(dict.fromkeys(p for p in pointers if p is not None and p not in chunks))
+
+    def put(self, keys: Sequence[bytes], blob: bytes) -> None:
+        if len(self._chunks) + len(keys) > _MARKETS_MAX:
+            self._chunks.clear()  # the simplest bound: markets are read again as needed
+        width = _MARKET_BYTES
+        self._chunks.update((key, blob[i * width : (i + 1) * width]) for i, key in enumerate(keys))
+
+    def rows(self, own: bytes, pointers: Sequence[bytes | None], own_bytes: int) -> bytes:
+        """Each row's own values (``own_bytes`` of ``own`` per row) followed by its three
+        markets, as the decoder takes them (every key in ``pointers`` held)."""
+        chunks, none = self._chunks, _NO_MARKET
+        parts = []
+        for i in range(len(pointers) // 3):
+            parts.append(own[i * own_bytes : (i + 1) * own_bytes])
+            for p in pointers[3 * i : 3 * i + 3]:
+                parts.append(none if p is None else chunks[p])
+        return b"".join(parts)
+
+
 class OnlineReader:
     """Reads :class:`OnlineFeatures` for listing ids from the online store."""
 
     def __init__(
-        self, redis: aioredis.Redis, project: str, wire: WireConnection | None = None
+        self,
+        redis: aioredis.Redis,
+        project: str,
+        wire: WireConnection | None = None,
+        markets: MarketCache | None = None,
     ) -> None:
-        """``wire``, when given, carries :meth:`read` (the serving hot path); ``redis``
-        carries everything else."""
+        """``wire``, when given, carries the reads (the serving hot path); ``redis`` carries
+        them otherwise. ``markets`` defaults to a cache of the reader's own."""
         self._project = project
         self._redis = redis
-        self._source = _script()
-        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
-        self._script = redis.register_script(self._source)
         self._wire = wire
-        self._market_fields = [
-            [layout.field(view, n) for n in LEVEL_FEATURES] for view in MARKET_VIEWS
-        ]
+        self._markets = markets or MarketCache()
+        self._version_key = layout.market_version_key(project)
+        self._sources = dict(zip(("read", "markets"), _scripts(), strict=True))
+        self._shas = {
+            name: hashlib.sha1(source.encode()).hexdigest()
+            for name, source in self._sources.items()
+        }
+        self._scripts = {
+            name: redis.register_script(source) for name, source in self._sources.items()
+        }
 
     async def read(self, listing_ids: Sequence[str]) -> OnlineFeatures:
-        keys = [layout.entity_key(self._project, "listing_id", i) for i in listing_ids]
-        if not keys:
-            raw: list[Any] = []
-        elif self._wire is not None:
-            raw = await self._read_wire(self._wire, keys)
-        else:
-            raw = await self._script(keys=keys)
-        return decode_rows(list(listing_ids), raw)
-
-    async def _read_wire(self, wire: WireConnection, keys: list[bytes]) -> Any:
-        try:
-            return await wire.call("EVALSHA", self._sha, len(keys), *keys)
-        except ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await wire.call("SCRIPT", "LOAD", self._source)  # a new or flushed Redis
-        return await wire.call("EVALSHA", self._sha, len(keys), *keys)
+        ids = list(listing_ids)
+        if not ids:
+            return decode_rows(ids, [])
+        keys = [layout.entity_key(self._project, "listing_id", i) for i in ids]
+        own, pointers, stamps, version = await self._eval("read", keys, [self._version_key])
+        self._markets.check(version)
+        await self._fetch_markets(pointers)
+        return decode_rows(ids, [self._markets.rows(own, pointers, 9 * _OWN), stamps])
 
     async def read_market(
         self, places: Sequence[tuple[str, str, str]]
     ) -> dict[str, NDArray[np.float64]]:
         """The resolved market columns for (complex_id, dong_id, region_code) rows, for a
-        listing the store does not know: one pipelined round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for place in places:
-            for level, value, fields in zip(LEVELS, place, self._market_fields, strict=True):
-                pipe.hmget(layout.entity_key(self._project, level, value), fields)  # type: ignore[arg-type]
-        replies = await pipe.execute() if places else []
-        blob = b"".join(
-            v if v is not None and len(v) == 9 else _MISSING for reply in replies for v in reply
-        )
-        return decode_market(blob, len(places))
+        listing the store does not know."""
+        if not places:
+            return decode_market(b"", 0)
+        self._markets.check(await self._command("GET", self._version_key))
+        pointers = [
+            layout.entity_key(self._project, level, value)
+            for place in places
+            for level, value in zip(LEVELS, place, strict=True)
+        ]
+        await self._fetch_markets(pointers)
+        return decode_market(self._markets.rows(b"", pointers, 0), len(places))
 
+    async def _fetch_markets(self, pointers: Sequence[bytes | None]) -> None:
+        """Read the markets among ``pointers`` that the cache does not hold (one call)."""
+        missing = self._markets.missing(pointers)
+        if missing:
+            level = {p: str(i % 3 + 1) for i, p in enumerate(pointers) if p is not None}
+            blob = await self._eval("markets", missing, [level[p] for p in missing])
+            self._markets.put(missing, blob)
 
-_MISSING = bytes(9)
+    async def _eval(self, name: str, keys: list[bytes], args: list[Any]) -> Any:
+        if self._wire is None:
+            return await self._scripts[name](keys=keys, args=args)
+        try:
+            return await self._command("EVALSHA", self._shas[name], len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self._command("SCRIPT", "LOAD", self._sources[name])  # a new or flushed Redis
+        return await self._command("EVALSHA", self._shas[name], len(keys), *keys, *args)
+
+    async def _command(self, *args: Any) -> Any:
+        if self._wire is not None:
+            return await self._wire.call(*args)
+        return await self._redis.execute_command(*args)
 
 
 def decode_market(blob: bytes, n: int) -> dict[str, NDArray[np.float64]]:
@@ -191,6 +269,8 @@ def decode_market(blob: bytes, n: int) -> dict[str, NDArray[np.float64]]:
 _SLOTS = len(LISTING_FEATURES) + len(ENGAGEMENT_FEATURES) + len(MARKET_VIEWS) * len(LEVEL_FEATURES)
 _OWN = len(LISTING_FEATURES) + len(ENGAGEMENT_FEATURES)
 _ROW_BYTES = 9 * _SLOTS
+_MARKET_BYTES = 9 * len(LEVEL_FEATURES)
+_NO_MARKET = bytes(_MARKET_BYTES)
 _RESOLVED_COLUMNS = [_COLUMN[name] for name in RESOLVED]
 
 
