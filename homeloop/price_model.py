@@ -22,6 +22,7 @@ import ctypes
 import json
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,6 +78,9 @@ class PriceModel:
     booster: Any  # xgboost.Booster or lightgbm.Booster
     features: tuple[str, ...]
     target: TargetSpec = TargetSpec()
+    # The booster's trees as machine code (serving: homeloop.compiled_trees), checked equal
+    # to the booster's own predictions; None predicts with the booster.
+    compiled: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if self.target.kind == "log_market_ratio" and LEVEL not in self.features:
@@ -86,6 +90,8 @@ class PriceModel:
         """The booster's outputs for a 2-D float array in ``features`` order (NaN = missing)."""
         if self.flavor == "xgboost":
             return np.asarray(self.booster.inplace_predict(rows, validate_features=False))
+        if self.compiled is not None:
+            return self.compiled(rows)
         if len(rows) == 1 and (single := _lightgbm_single_row(self.booster)) is not None:
             return single(rows[0])
         return np.asarray(self.booster.predict(rows, num_threads=1))

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # near one core; the second uses the other core of a 2-core host.
     serving_workers: int = Field(default=2, ge=1, le=64)
     serving_registry_poll_s: float = Field(default=30.0, gt=0)
+    # Compile LightGBM models to machine code on load (cached under data_dir); off, or if
+    # compiling fails, LightGBM's own predictor serves (same answers, slower).
+    serving_compile_trees: bool = True
 
     # MOLIT open API (data.go.kr). The key is a secret; the cache saves reruns a call.
     molit_base_url: str = "https://apis.data.go.kr/1613000"

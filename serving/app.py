@@ -382,6 +382,7 @@ def create_app(settings: Settings) -> FastAPI:
                         "model_name": m.name,
                         "version": m.version,
                         "flavor": m.model.flavor,
+                        "compiled": m.model.compiled is not None,
                         "target": m.model.target.kind,
                         "features": list(m.features),
                         "traffic_share": traffic[slot],

@@ -121,6 +121,9 @@ class ModelSlotPublic(BaseModel):
     model_name: str
     version: str
     flavor: str
+    compiled: bool = Field(
+        description="Predicting through its trees compiled to machine code (same answers)"
+    )
     target: str
     features: list[str]
     traffic_share: float

@@ -174,6 +174,10 @@ def test_admin_reload_needs_the_token_and_a_bad_version_never_takes_a_slot(
         assert failed.status_code == 409 and "golden" in failed.json()["detail"]
         slots = (await http.get("/v1/models")).json()
         assert [m["slot"] for m in slots["models"]] == ["champion"]
+        # LightGBM trees are compiled on load (settings default); XGBoost has no such step
+        assert [m["compiled"] for m in slots["models"]] == [
+            m["flavor"] == "lightgbm" for m in slots["models"]
+        ]
         assert slots["traffic"] == {"champion": 1.0}
         predicted = await http.post("/v1/predictions", json={"listing_id": "A-0"})
         assert predicted.status_code == 200  # the champion kept serving
