@@ -84,9 +84,7 @@ def test_a_changed_market_is_read_after_the_market_job_bumps_its_version(
             features = {name: np.array([np.nan]) for name in LISTING_FEATURES}
             features["area_sqm"] = np.array([84.0])
             keys = {"complex_id": ["C-cache"], "dong_id": ["D-cache"], "region_code": ["99999"]}
-            rows = ListingRows(
-                [uuid4()], ["L-cache"], [datetime.now(UTC)], features, keys
-            )
+            rows = ListingRows([uuid4()], ["L-cache"], [datetime.now(UTC)], features, keys)
             assert await ListingWriter(client, project).write(rows) == 1
 
             async def set_market(avg: float) -> None:
