@@ -9,6 +9,7 @@ Feast upgrade that changes the layout fails the suite rather than the readers.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Sequence
 from datetime import datetime
@@ -70,6 +71,18 @@ def micros_field(view: str) -> str:
     Feast reads only the fields it asks for, so an extra field is invisible to it.
     """
     return f"_tsu:{view}"
+
+
+def vector_field(view: str, names: Sequence[str]) -> bytes:
+    """homeloop's own field beside Feast's: a view's values in ``names`` order as one blob of
+    9-byte values (:func:`double_blob`'s format: nine zero bytes where missing), written with
+    them, so a reader takes a whole view from one field instead of one per feature.
+
+    Named by a hash of the names: after the feature list changes, the old blob reads as
+    absent (and the reader takes Feast's fields) rather than as the wrong columns.
+    """
+    tag = hashlib.sha1("\0".join(names).encode()).hexdigest()[:8]
+    return f"_vec:{view}:{tag}".encode()
 
 
 def encode_double(value: float) -> bytes:

@@ -81,3 +81,14 @@ def test_entity_keys_are_the_bytes_feast_builds(value: str) -> None:
     for join_key in ("listing_id", "complex_id", "dong_id", "region_code"):
         expected = layout.feast_entity_key("homeloop", join_key, value)
         assert layout.entity_key("homeloop", join_key, value) == expected
+
+
+def test_a_views_vector_field_is_named_by_its_feature_list() -> None:
+    names = ("area_sqm", "floor")
+    assert layout.vector_field("listing_features", names) == layout.vector_field(
+        "listing_features", list(names)
+    )
+    assert layout.vector_field("listing_features", names) != layout.vector_field(
+        "listing_features", names[::-1]
+    )  # another order is another layout: read as absent, never as the wrong columns
+    assert layout.vector_field("listing_features", names).startswith(b"_vec:listing_features:")

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis
@@ -14,8 +15,9 @@ import redis.asyncio as aioredis
 from feast.data_source import PushMode
 
 from homeloop import online_layout as layout
-from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES
+from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES, MODEL_FEATURES
 from homeloop.featurestore import ENGAGEMENT_VIEW, LISTING_VIEW, apply_repo, feature_store
+from homeloop.online_reader import OnlineReader
 from homeloop.settings import Settings
 from streams.listing_agent import listing_rows
 from streams.online_writer import EngagementWriter, ListingRows, ListingWriter
@@ -48,6 +50,27 @@ def with_redis(settings: Settings, action: Callable[[aioredis.Redis], Awaitable[
 
 def write_listings(settings: Settings, rows: ListingRows) -> int:
     return with_redis(settings, lambda r: ListingWriter(r, settings.feast_project).write(rows))
+
+
+def read_both_ways(feast_side: Settings, direct_side: Settings, ids: list[str]) -> np.ndarray:
+    """The reader's matrix for hashes Feast wrote (no vector field: read field by field) and
+    for the same rows written by homeloop's writers (read from their vector fields): equal.
+    The engagement and listing columns are compared; the rest (markets) are not written."""
+    client = redis.Redis.from_url(feast_side.require().redis_url)
+    for s, has_vectors in ((feast_side, False), (direct_side, True)):
+        for listing in ids:
+            fields = client.hkeys(layout.entity_key(s.feast_project, "listing_id", listing))
+            assert any(f.startswith(b"_vec:") for f in fields) == has_vectors, (s, fields)
+    client.close()
+
+    async def read(client: aioredis.Redis) -> tuple[np.ndarray, np.ndarray]:
+        by_feast = await OnlineReader(client, feast_side.feast_project).read(ids)
+        direct = await OnlineReader(client, direct_side.feast_project).read(ids)
+        return by_feast.matrix, direct.matrix
+
+    by_feast, direct = with_redis(feast_side, read)
+    assert np.array_equal(by_feast, direct, equal_nan=True)
+    return direct
 
 
 def feast_fields(client: redis.Redis, key: bytes, view: str, names: tuple[str, ...]) -> dict:  # type: ignore[type-arg]
@@ -87,6 +110,9 @@ def test_direct_listing_writes_are_byte_for_byte_what_feast_writes(settings: Set
     assert read["lat"][1] is None and read["asking_price_per_pyeong"][1] is None
     assert read["area_sqm"][2] == 33.1 and read["floor_penalty"][2] == -0.08
     assert read["dong_id"][0] == "41135:정자동"
+    matrix = read_both_ways(feast_side, direct_side, rows.listing_ids)
+    assert matrix[2, MODEL_FEATURES.index("area_sqm")] == 33.1
+    assert np.isnan(matrix[1, MODEL_FEATURES.index("lat")])
 
 
 def test_direct_engagement_writes_are_what_feast_writes(settings: Settings) -> None:
@@ -122,6 +148,8 @@ def test_direct_engagement_writes_are_what_feast_writes(settings: Settings) -> N
         1.0,
     ]
     assert written.as_of == [T0 + timedelta(minutes=10), T0]
+    matrix = read_both_ways(feast_side, direct_side, list(adds))
+    assert matrix[:, MODEL_FEATURES.index("clicks_1h")].tolist() == [2.0, 0.0]
 
 
 def test_replays_and_older_events_change_nothing(settings: Settings) -> None:
@@ -152,8 +180,6 @@ def test_replays_and_older_events_change_nothing(settings: Settings) -> None:
 
 def test_the_redis_windows_count_what_the_reference_function_counts(settings: Settings) -> None:
     """The agent counts in Redis (Lua); homeloop.engagement is the plain reference."""
-    import numpy as np
-
     from homeloop.engagement import EngagementWindows
 
     rng = np.random.default_rng(3)
