@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 ENTITY_KEY_VERSION = 3
 # ``feast.types.Value`` with only ``double_val`` (field 5, fixed64) set: tag byte + 8 bytes.
 _DOUBLE_TAG = bytes([5 << 3 | 1])
+DOUBLE_TAG_BYTE = _DOUBLE_TAG[0]
 _MISSING = b""
 
 

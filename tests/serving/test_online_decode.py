@@ -7,7 +7,7 @@ import numpy as np
 
 from homeloop import online_layout as layout
 from homeloop import online_reader
-from homeloop.features import MODEL_FEATURES
+from homeloop.features import LISTING_FEATURES, MODEL_FEATURES
 from homeloop.online_reader import _OWN, _SLOTS, decode_rows
 from homeloop.price_levels import LEVEL_FEATURES, RESOLVED, resolve
 
@@ -42,3 +42,23 @@ def test_remembered_markets_resolve_as_every_row_would() -> None:
             column = got.matrix[:, MODEL_FEATURES.index(name)]
             assert np.array_equal(column, expected[name], equal_nan=True), name
     assert 0 < len(online_reader._MARKETS) <= 4
+
+
+def test_a_few_rows_decode_as_they_do_within_a_larger_reply() -> None:
+    """One to four rows take a plain-Python path; the same rows at the head of a reply of
+    eight (numpy's path) give the same matrix, stamps and found flags."""
+    rng = np.random.default_rng(12)
+    for trial in range(40):
+        values = rng.uniform(-50, 3_000, size=(8, _SLOTS))
+        values[rng.random(values.shape) < 0.3] = np.nan
+        stamps = [None if rng.random() < 0.3 else str(1_700_000_000_000_000 + i).encode()
+                  for i in range(8)]  # fmt: skip
+        ids = [f"L{trial}-{i}" for i in range(8)]
+        many = decode_rows(ids, [reply(values), stamps])
+        n = 1 + trial % 4
+        few = decode_rows(ids[:n], [reply(values[:n]), stamps[:n]])
+        assert np.array_equal(few.matrix, many.matrix[:n], equal_nan=True)
+        assert np.array_equal(few.updated_at_us, many.updated_at_us[:n], equal_nan=True)
+        assert few.found.tolist() == many.found[:n].tolist() == [s is not None for s in stamps[:n]]
+        first = MODEL_FEATURES.index(LISTING_FEATURES[0])  # a listing's own value, as sent
+        assert np.array_equal(few.matrix[:, first], values[:n, 0], equal_nan=True)
