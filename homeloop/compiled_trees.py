@@ -13,18 +13,16 @@ appears once complete.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-Predict = Callable[[np.ndarray], np.ndarray]
 
 
 def _machine() -> str:
@@ -42,9 +40,9 @@ def _machine() -> str:
     )
 
 
-def compile_lightgbm(booster: Any, cache_dir: Path) -> Predict:
-    """A function giving ``booster.predict(rows)`` for 2-D float64 rows, compiled (or loaded
-    from ``cache_dir``). Raises whatever the compiler raises: callers fall back to LightGBM."""
+def compile_lightgbm(booster: Any, cache_dir: Path) -> CompiledTrees:
+    """``booster.predict(rows)`` for 2-D float64 rows, compiled (or loaded from
+    ``cache_dir``). Raises whatever the compiler raises: callers fall back to LightGBM."""
     import lleaves
 
     text = booster.model_to_string()
@@ -64,14 +62,36 @@ def compile_lightgbm(booster: Any, cache_dir: Path) -> Predict:
             os.unlink(partial)  # lleaves writes its cache only where no file is
             model.compile(cache=partial, finline=False)
             os.replace(partial, code)
-    expected = booster.num_feature()
+    return CompiledTrees(model, booster.num_feature())
 
-    def predict(rows: np.ndarray) -> np.ndarray:
-        if rows.ndim != 2 or rows.shape[1] != expected:
-            raise ValueError(f"expected rows of {expected} features, got shape {rows.shape}")
-        return np.asarray(model.predict(np.ascontiguousarray(rows, np.float64), n_jobs=1))
 
-    return predict
+class CompiledTrees:
+    """``predict(rows)`` through the compiled function, called with plain addresses:
+    ``Model.predict`` passes ``ndarray.ctypes.data_as`` pointers, which leave reference
+    cycles behind on every call for the collector to find (pauses of several ms under
+    load, as with LightGBM's own API). Holds the model, whose engine owns the code."""
+
+    def __init__(self, model: Any, n_features: int) -> None:
+        self._model = model
+        self._n_features = n_features
+        address = ctypes.cast(model._c_entry_func, ctypes.c_void_p).value
+        if not address:
+            raise RuntimeError("the compiled model has no entry point")
+        self._entry = _ENTRY(address)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if rows.ndim != 2 or rows.shape[1] != self._n_features:
+            raise ValueError(
+                f"expected rows of {self._n_features} features, got shape {rows.shape}"
+            )
+        rows = np.ascontiguousarray(rows, np.float64)
+        out = np.empty(len(rows), dtype=np.float64)
+        self._entry(rows.ctypes.data, out.ctypes.data, 0, len(rows))
+        return out
+
+
+# lleaves' entry point (rows, results, first row, end row), with untyped pointers.
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -4,6 +4,7 @@ LightGBM) rather than failing its load."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -43,6 +44,20 @@ def test_compiled_trees_answer_as_lightgbm_does(tmp_path: Path) -> None:
     assert np.allclose(one_by_one, model.predict(x[:20], num_threads=1), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="6 features"):
         predict(x[:, :5])
+
+
+def test_predicting_leaves_no_garbage_for_the_collector(tmp_path: Path) -> None:
+    """Reference cycles per call made the collector pause for ms under load."""
+    predict = compile_lightgbm(booster(1, 6), tmp_path)
+    x = rows(2, 10, 6)
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(200):
+            predict(x[i % 10 : i % 10 + 1])
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_a_model_is_compiled_once_then_loaded_from_disk(tmp_path: Path) -> None:
