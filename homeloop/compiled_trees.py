@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 
+# Models whose compiled code stays on disk (a weekly retrain adds one; a rollback to one
+# pruned compiles it again).
+KEEP = 8
+
 
 def _machine() -> str:
     """What the object code depends on besides the model: the CPU it was compiled for and
@@ -62,7 +66,20 @@ def compile_lightgbm(booster: Any, cache_dir: Path) -> CompiledTrees:
             os.unlink(partial)  # lleaves writes its cache only where no file is
             model.compile(cache=partial, finline=False)
             os.replace(partial, code)
+        os.utime(code)  # last used: what pruning keeps
+    prune(cache_dir)
     return CompiledTrees(model, booster.num_feature())
+
+
+def prune(cache_dir: Path, keep: int = KEEP) -> list[str]:
+    """Delete all but the ``keep`` most recently used models' files (~2 MB each); a model
+    pruned and loaded again is compiled again. Returns the digests deleted."""
+    used = sorted(cache_dir.glob("*.o"), key=lambda path: path.stat().st_mtime, reverse=True)
+    gone = [path.stem for path in used[keep:]]
+    for digest in gone:
+        for suffix in (".o", ".txt", ".lock"):
+            (cache_dir / f"{digest}{suffix}").unlink(missing_ok=True)
+    return gone
 
 
 class CompiledTrees:

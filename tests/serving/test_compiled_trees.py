@@ -12,7 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from homeloop.compiled_trees import compile_lightgbm
+from homeloop.compiled_trees import compile_lightgbm, prune
 from homeloop.features import MODEL_FEATURES
 from homeloop.price_model import PriceModel, TargetSpec
 from serving import golden
@@ -65,16 +65,32 @@ def test_a_model_is_compiled_once_then_loaded_from_disk(tmp_path: Path) -> None:
     compile_lightgbm(first, tmp_path)
     code = sorted(tmp_path.glob("*.o"))
     assert len(code) == 1 and not list(tmp_path.glob("*.partial"))
-    written = code[0].stat().st_mtime_ns
+    written = code[0].stat().st_ino  # a compile writes a new file in its place
 
     again = compile_lightgbm(lgb.Booster(model_str=first.model_to_string()), tmp_path)
-    assert sorted(tmp_path.glob("*.o")) == code and code[0].stat().st_mtime_ns == written
+    assert sorted(tmp_path.glob("*.o")) == code and code[0].stat().st_ino == written
     x = rows(3, 50, 6)
     assert np.allclose(again(x), first.predict(x, num_threads=1), rtol=1e-12, atol=1e-12)
 
     other = booster(2, 6)  # another model: its own code, its own answers
     compile_lightgbm(other, tmp_path)
     assert len(list(tmp_path.glob("*.o"))) == 2
+
+
+def test_only_the_most_recently_used_models_stay_on_disk(tmp_path: Path) -> None:
+    models = [booster(seed, 4, rounds=5) for seed in range(3)]
+    for model in models:
+        compile_lightgbm(model, tmp_path)
+    compile_lightgbm(models[0], tmp_path)  # used again: now the most recent
+    first = {path.stem for path in tmp_path.glob("*.o")}
+    assert len(first) == 3
+    assert len(prune(tmp_path, keep=2)) == 1
+    kept = {path.stem for path in tmp_path.glob("*.o")}
+    assert len(kept) == 2 and {p.stem for p in tmp_path.glob("*.txt")} == kept
+    again = compile_lightgbm(models[0], tmp_path)  # kept: loaded, not compiled again
+    x = rows(5, 20, 4)
+    assert np.allclose(again(x), models[0].predict(x, num_threads=1), rtol=1e-12)
+    assert {path.stem for path in tmp_path.glob("*.o")} == kept
 
 
 def price_model(seed: int) -> PriceModel:
