@@ -38,14 +38,17 @@ from homeloop.redis_wire import WireConnection
 # complex, dong and region (false where it has none); ``stamps`` the µs event time of each
 # listing's features (false when the store does not know it); then the market job's
 # version counter (ARGV[1]), which tells the client when its remembered markets went stale.
-# A view's values come from the vector field its writer keeps beside Feast's fields (one
-# field instead of one per feature: 100 listings took ~1.3 ms of Redis time through the
-# per-feature fields); a view that Feast's timestamp says exists but without that field
-# (written by Feast itself, or before a change of its feature list) is read field by field.
+# A view's values come from the vector fields its writer keeps beside Feast's fields (one or
+# two fields instead of one per feature: 100 listings took ~1.3 ms of Redis time through
+# the per-feature fields); a view that Feast's timestamp says exists but without those
+# fields (written by Feast itself, or before a change of its feature list) is read field by
+# field.
 # The field names are constants of the script (written in by :func:`_scripts`), so a call
 # sends only the listings' keys: packing ~40 arguments per call cost more than the read.
 _READ = """
 local heads = {%(vectors)s, %(timestamps)s, %(pointers)s, %(stamp)s}
+local pieces = {{%(listing_pieces)s}, {%(engagement_pieces)s}}
+local at = #heads - 4  -- where the timestamps end: then pointers, then the stamp
 local views = {{%(listing)s}, {%(engagement)s}}
 local missing = string.rep('\\0', 9)
 local width = {9 * #views[1], 9 * #views[2]}
@@ -63,18 +66,23 @@ local n, p = 0, 0
 for i, key in ipairs(KEYS) do
   local values = redis.call('HMGET', key, unpack(heads))
   for view = 1, 2 do
-    local vector = values[view]
+    local vector = ''
+    for _, h in ipairs(pieces[view]) do
+      local piece = values[h]
+      if not piece then vector = nil break end
+      vector = vector .. piece
+    end
     if not (vector and #vector == width[view]) then
-      if values[2 + view] then vector = each(key, view) else vector = absent[view] end
+      if values[at - 2 + view] then vector = each(key, view) else vector = absent[view] end
     end
     n = n + 1
     parts[n] = vector
   end
-  for level = 5, 7 do
+  for level = 1, 3 do
     p = p + 1
-    pointers[p] = values[level] or false
+    pointers[p] = values[at + level] or false
   end
-  stamps[i] = values[8] or false
+  stamps[i] = values[at + 4] or false
 end
 return {table.concat(parts), pointers, stamps, redis.call('GET', ARGV[1]) or false}
 """
@@ -109,10 +117,10 @@ def _scripts() -> tuple[str, str]:
     """The listings script and the markets script, field names written in."""
     listing: list[bytes | str] = [layout.field(LISTING_VIEW, n) for n in LISTING_FEATURES]
     engagement: list[bytes | str] = [layout.field(ENGAGEMENT_VIEW, n) for n in ENGAGEMENT_FEATURES]
-    vectors: list[bytes | str] = [
-        layout.vector_field(LISTING_VIEW, LISTING_FEATURES),
-        layout.vector_field(ENGAGEMENT_VIEW, ENGAGEMENT_FEATURES),
-    ]
+    listing_vector = layout.vector_fields(LISTING_VIEW, LISTING_FEATURES)
+    engagement_vector = layout.vector_fields(ENGAGEMENT_VIEW, ENGAGEMENT_FEATURES)
+    vectors: list[bytes | str] = [*listing_vector, *engagement_vector]
+    first = len(listing_vector) + 1  # Lua counts from 1
     timestamps: list[bytes | str] = [
         layout.timestamp_field(LISTING_VIEW),
         layout.timestamp_field(ENGAGEMENT_VIEW),
@@ -123,6 +131,8 @@ def _scripts() -> tuple[str, str]:
     ]
     read = _READ % {
         "vectors": _lua(vectors),
+        "listing_pieces": ", ".join(str(k) for k in range(1, first)),
+        "engagement_pieces": ", ".join(str(k) for k in range(first, len(vectors) + 1)),
         "timestamps": _lua(timestamps),
         "listing": _lua(listing),
         "engagement": _lua(engagement),

@@ -45,8 +45,9 @@ SCRIPT_ROWS = 500
 # cost more than the rest of the agent): the ts field, the µs field, the numeric and the
 # other field names, then per row its key, its µs (decimal, as stored), its Feast
 # timestamp, then the numeric values of all rows as one blob of 9-byte Feast doubles (tag 0
-# = missing), then one list per other field, then the name of the view's vector field (the
-# row's slice of the blob as it is: :func:`homeloop.online_layout.vector_field`). Returns
+# = missing), then one list per other field, then the names of the view's vector fields
+# and the bytes each holds (the row's slice of the blob as it is, in pieces:
+# :func:`homeloop.online_layout.vector_fields`). Returns
 # 1/0 per row: written, or not (older or equal). Locals and counted indices rather than
 # globals and ``#args`` took the script's Redis time from ~16 to ~11 µs a row, most of what
 # is left being the HGET and HSET.
@@ -55,7 +56,7 @@ local sub, byte, unpack, call = string.sub, string.byte, unpack, redis.call
 local batch = cmsgpack.unpack(ARGV[1])
 local ts_field, us_field, numeric, others = batch[1], batch[2], batch[3], batch[4]
 local keys, stamps, times, blob, columns = batch[5], batch[6], batch[7], batch[8], batch[9]
-local vector_field = batch[10]
+local vector_fields, piece = batch[10], batch[11]
 local nnum, noth = #numeric, #others
 local written = {}
 local at = 0
@@ -63,8 +64,14 @@ for i, key in ipairs(keys) do
   local us = stamps[i]
   local prev = tonumber(call('HGET', key, us_field) or '-1')
   if tonumber(us) > prev then
-    local args = {ts_field, times[i], us_field, us, vector_field, sub(blob, at + 1, at + 9 * nnum)}
-    local n = 6
+    local args = {ts_field, times[i], us_field, us}
+    local n = 4
+    for k, name in ipairs(vector_fields) do
+      local from = at + piece * (k - 1)
+      args[n + 1] = name
+      args[n + 2] = sub(blob, from + 1, math.min(from + piece, at + 9 * nnum))
+      n = n + 2
+    end
     for f = 1, nnum do
       args[n + 1] = numeric[f]
       if byte(blob, at + 1) == 0 then
@@ -142,7 +149,7 @@ class ListingWriter:
         self._numeric = [layout.field(LISTING_VIEW, name) for name in LISTING_FEATURES]
         self._strings = [layout.field(LISTING_VIEW, name) for name in LISTING_KEYS]
         self._market = [layout.MARKET_POINTERS[name].encode() for name in LISTING_KEYS]
-        self._vector = layout.vector_field(LISTING_VIEW, LISTING_FEATURES)
+        self._vectors = layout.vector_fields(LISTING_VIEW, LISTING_FEATURES)
 
     def _batches(self, rows: ListingRows) -> list[bytes]:
         project, n = self._project, len(rows.listing_ids)
@@ -175,7 +182,8 @@ class ListingWriter:
                         times[i : i + SCRIPT_ROWS],
                         blob[i * width : (i + SCRIPT_ROWS) * width],
                         [column[i : i + SCRIPT_ROWS] for column in columns],
-                        self._vector,
+                        self._vectors,
+                        9 * layout.VECTOR_PIECE,
                     ],
                     use_bin_type=False,
                 )
@@ -266,7 +274,7 @@ class EngagementWriter:
         self.zset_prefix = f"homeloop:{project}:engagement:"
         self.expiry_key = f"homeloop:{project}:engagement-expiry"
         self._fields = [layout.field(ENGAGEMENT_VIEW, name) for name in engagement.FEATURES]
-        self._vector = layout.vector_field(ENGAGEMENT_VIEW, engagement.FEATURES)
+        self._vectors = layout.vector_fields(ENGAGEMENT_VIEW, engagement.FEATURES)
 
     async def add(
         self, events: Mapping[str, Sequence[tuple[str, str, datetime]]]
@@ -321,10 +329,9 @@ class EngagementWriter:
         width = 9 * len(engagement.FEATURES)
         async with self._redis.pipeline(transaction=False) as pipe:
             for i, key in enumerate(keys):
-                mapping: dict[bytes | str, bytes] = {
-                    ts_field: layout.encode_time(rows.as_of[i]),
-                    self._vector: blob[i * width : (i + 1) * width],
-                }
+                mapping: dict[bytes | str, bytes] = {ts_field: layout.encode_time(rows.as_of[i])}
+                pieces = layout.vector_pieces(blob[i * width : (i + 1) * width])
+                mapping.update(zip(self._vectors, pieces, strict=True))
                 for name, field in zip(engagement.FEATURES, self._fields, strict=True):
                     mapping[field] = layout.encode_double(rows.counts[name][i])
                 pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # bytes keys are valid

@@ -83,12 +83,14 @@ def test_entity_keys_are_the_bytes_feast_builds(value: str) -> None:
         assert layout.entity_key("homeloop", join_key, value) == expected
 
 
-def test_a_views_vector_field_is_named_by_its_feature_list() -> None:
-    names = ("area_sqm", "floor")
-    assert layout.vector_field("listing_features", names) == layout.vector_field(
-        "listing_features", list(names)
-    )
-    assert layout.vector_field("listing_features", names) != layout.vector_field(
-        "listing_features", names[::-1]
-    )  # another order is another layout: read as absent, never as the wrong columns
-    assert layout.vector_field("listing_features", names).startswith(b"_vec:listing_features:")
+def test_a_views_vector_fields_are_named_by_its_feature_list_and_small() -> None:
+    names = tuple(f"f{i}" for i in range(9))
+    fields = layout.vector_fields("listing_features", names)
+    assert fields == layout.vector_fields("listing_features", list(names))
+    assert len(fields) == 2 and all(f.startswith(b"_vec:listing_features:") for f in fields)
+    # another order is another layout: read as absent, never as the wrong columns
+    assert set(fields).isdisjoint(layout.vector_fields("listing_features", names[::-1]))
+    row = bytes(range(9 * len(names)))
+    pieces = layout.vector_pieces(row)
+    assert b"".join(pieces) == row and [len(p) for p in pieces] == [63, 18]
+    assert len(layout.vector_fields("engagement_features", names[:6])) == 1

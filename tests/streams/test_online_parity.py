@@ -59,8 +59,11 @@ def read_both_ways(feast_side: Settings, direct_side: Settings, ids: list[str]) 
     client = redis.Redis.from_url(feast_side.require().redis_url)
     for s, has_vectors in ((feast_side, False), (direct_side, True)):
         for listing in ids:
-            fields = client.hkeys(layout.entity_key(s.feast_project, "listing_id", listing))
+            key = layout.entity_key(s.feast_project, "listing_id", listing)
+            fields = client.hkeys(key)
             assert any(f.startswith(b"_vec:") for f in fields) == has_vectors, (s, fields)
+            # every value small enough that Redis keeps the hash compact (~0.7 KB, not 1.8)
+            assert client.object("encoding", key) == b"listpack", key
     client.close()
 
     async def read(client: aioredis.Redis) -> tuple[np.ndarray, np.ndarray]:
