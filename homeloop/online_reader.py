@@ -225,14 +225,13 @@ class OnlineReader:
         redis: aioredis.Redis,
         project: str,
         wire: WireConnection | None = None,
-        markets: MarketCache | None = None,
     ) -> None:
         """``wire``, when given, carries the reads (the serving hot path); ``redis`` carries
-        them otherwise. ``markets`` defaults to a cache of the reader's own."""
+        them otherwise."""
         self._project = project
         self._redis = redis
         self._wire = wire
-        self._markets = markets or MarketCache()
+        self._markets = MarketCache()
         self._version_key = layout.market_version_key(project)
         self._sources = dict(zip(("read", "markets"), _scripts(), strict=True))
         self._shas = {
@@ -317,15 +316,19 @@ def decode_rows(listing_ids: list[str], raw: list[Any]) -> OnlineFeatures:
     """The script's reply as the model's matrix (pure: unit-tested without Redis)."""
     n = len(listing_ids)
     blob, stamps = (raw[0], raw[1]) if raw else (b"", [])
-    if 0 < n <= _FEW:
-        return _decode_few(listing_ids, blob, stamps)
+    markets = _market_rows([_market_key(blob, i) for i in range(n)])
+    matrix = _few_rows(blob, markets) if 0 < n <= _FEW else _many_rows(blob, markets)
+    updated = np.array([np.nan if s is None else float(s) for s in stamps], dtype=np.float64)
+    return OnlineFeatures(listing_ids, matrix, ~np.isnan(updated), updated.reshape(n))
+
+
+def _many_rows(blob: bytes, markets: list[list[float]]) -> NDArray[np.float64]:
+    n = len(markets)
     values = layout.decode_double_blob(blob).reshape(n, _SLOTS)
     matrix = np.full((n, len(MODEL_FEATURES)), np.nan)
     matrix[:, _OWN_COLUMNS] = values[:, :_OWN]
-    markets = _market_rows([_market_key(blob, i) for i in range(n)])
     matrix[:, _RESOLVED_COLUMNS] = np.array(markets, dtype=np.float64).reshape(n, len(RESOLVED))
-    updated = np.array([np.nan if s is None else float(s) for s in stamps], dtype=np.float64)
-    return OnlineFeatures(listing_ids, matrix, ~np.isnan(updated), updated.reshape(n))
+    return matrix
 
 
 # A few rows (a single-listing request) are decoded in plain Python: numpy's cost per call,
@@ -345,9 +348,8 @@ _ORDER = [
 ]
 
 
-def _decode_few(listing_ids: list[str], blob: bytes, stamps: list[Any]) -> OnlineFeatures:
+def _few_rows(blob: bytes, markets: list[list[float]]) -> NDArray[np.float64]:
     nan, tag = math.nan, layout.DOUBLE_TAG_BYTE
-    markets = _market_rows([_market_key(blob, i) for i in range(len(listing_ids))])
     rows = []
     for i, market in enumerate(markets):
         fields = _OWN_ROW.unpack_from(blob, i * _ROW_BYTES)
@@ -355,9 +357,7 @@ def _decode_few(listing_ids: list[str], blob: bytes, stamps: list[Any]) -> Onlin
         values += market
         values.append(nan)
         rows.append([values[k] for k in _ORDER])
-    updated = np.array([nan if s is None else float(s) for s in stamps], dtype=np.float64)
-    matrix = np.array(rows, dtype=np.float64)
-    return OnlineFeatures(listing_ids, matrix, ~np.isnan(updated), updated)
+    return np.array(rows, dtype=np.float64)
 
 
 def _market_key(blob: bytes, row: int) -> bytes:
