@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from batch.market import run_market_job  # noqa: E402
+from benchmarks.machine import CpuTimes, steal_note  # noqa: E402
 from homeloop.features import ENGAGEMENT_FEATURES, LISTING_FEATURES  # noqa: E402
 from homeloop.featurestore import (  # noqa: E402
     ENGAGEMENT_VIEW,
@@ -188,7 +189,7 @@ async def throughput_figures(settings: Settings, n: int) -> None:
     base = events_ok(topic)
     streams, ready = await start_worker(settings)
     early = events_ok(topic) - base  # the steady state is counted from here
-    cpu0 = time.process_time()
+    cpu0, machine0 = time.process_time(), CpuTimes.now()
     while events_ok(topic) - base < n:
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - ready
@@ -197,7 +198,8 @@ async def throughput_figures(settings: Settings, n: int) -> None:
     print(
         f"stream throughput: {counted:,.0f} events in {elapsed:.2f} s = "
         f"{counted / elapsed:,.0f} events/s (worker process CPU {cpu:.0%} of a core; "
-        f"{early:,.0f} events were in before it had finished starting)"
+        f"{early:,.0f} events were in before it had finished starting; "
+        f"{steal_note(CpuTimes.now().cores_since(machine0)[1])})"
     )
     await streams.stop()
 
@@ -210,7 +212,7 @@ async def freshness_figures(settings: Settings, rate: int, seconds: float) -> No
         [sys.executable, __file__, "--produce", str(rate), "--seconds", str(seconds)],
         env={**os.environ, **settings.as_env()},
     )
-    before = _histogram("listing_features")
+    before, machine0 = _histogram("listing_features"), CpuTimes.now()
     target = events_ok(topic) + int(rate * seconds)
     while events_ok(topic) < target:
         if child.poll() not in (None, 0):
@@ -226,7 +228,8 @@ async def freshness_figures(settings: Settings, rate: int, seconds: float) -> No
         f"freshness at {rate:,}/s for {seconds:.0f} s ({int(counts[-1]):,} events sampled): "
         f"p50 {quantile(bounds, counts, 0.5) * 1000:.0f} ms, "
         f"p99 {quantile(bounds, counts, 0.99) * 1000:.0f} ms (histogram_quantile: linear "
-        f"within the bucket), p99 <= {bound(bounds, counts, 0.99) * 1000:.0f} ms (bucket bound)"
+        f"within the bucket), p99 <= {bound(bounds, counts, 0.99) * 1000:.0f} ms (bucket bound; "
+        f"{steal_note(CpuTimes.now().cores_since(machine0)[1])})"
     )
     await streams.stop()
 
@@ -313,7 +316,7 @@ async def read_figures(settings: Settings, repeats: int) -> None:
     }
     for how, reader in readers.items():
         for size in (1, 100):
-            times = []
+            times, machine0 = [], CpuTimes.now()
             for _ in range(repeats):
                 batch = [known[i] for i in rng.integers(0, len(known), size)]
                 t0 = time.perf_counter()
@@ -322,7 +325,8 @@ async def read_figures(settings: Settings, repeats: int) -> None:
             assert result.found.all()
             print(
                 f"one-round-trip reader ({how}), {size:>3} listing(s), full vector: "
-                f"p50 {pct(times, 50):.3f} ms, p99 {pct(times, 99):.3f} ms"
+                f"p50 {pct(times, 50):.3f} ms, p99 {pct(times, 99):.3f} ms "
+                f"({steal_note(CpuTimes.now().cores_since(machine0)[1])})"
             )
     await wire.close()
     await client.aclose()
