@@ -172,7 +172,7 @@ def test_a_streamed_body_arrives_in_its_parts_and_whole() -> None:
     assert len(writes) >= 3
 
 
-def test_writes_after_the_peer_has_gone_are_dropped_quietly() -> None:
+def test_close_sends_what_was_held_and_later_writes_are_dropped_quietly() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         received = asyncio.get_running_loop().create_future()
